@@ -1,0 +1,112 @@
+"""The ``fcn-edge`` command line: one sub-command per pipeline stage.
+
+Each sub-command lives in its stage's package (``fcn_edge/<stage>/command.py``) and
+exposes ``register(subparsers)``.  Those modules import nothing heavy at the top, so
+``fcn-edge --help`` and ``fcn-edge run`` on a Jetson never import torch.
+
+Errors a user can fix are :class:`fcn_edge.errors.FcnEdgeError`: printed as one line,
+non-zero exit, no traceback.  Anything else is reported as an internal error in one
+line too; ``--debug`` (or ``FCN_EDGE_DEBUG=1``) shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import Sequence
+
+from fcn_edge import __version__
+from fcn_edge.errors import FcnEdgeError
+
+# command name -> module defining register(subparsers); in pipeline order for --help.
+COMMANDS: dict[str, str] = {
+    "synth": "fcn_edge.data.command",
+    "train": "fcn_edge.train.command",
+    "eval": "fcn_edge.eval.command",
+    "export": "fcn_edge.export.command",
+    "calibrate": "fcn_edge.calib.command",
+    "build-engine": "fcn_edge.engine.command",
+    "run": "fcn_edge.stream.command",
+    "bench": "fcn_edge.bench.command",
+    "demo": "fcn_edge.demo.command",
+    "serve": "fcn_edge.serve.command",
+    "triton-repo": "fcn_edge.serve.repo_command",
+    "doctor": "fcn_edge.doctor",
+    "info": "fcn_edge.info",
+}
+
+log = logging.getLogger("fcn_edge")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fcn-edge",
+        description="FCN semantic segmentation from PyTorch to TensorRT engines and live camera streams.",
+    )
+    parser.add_argument("--version", action="version", version=f"fcn-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+                continue  # stage not present in this install
+
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if verbose < 2 else "%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    root = logging.getLogger("fcn_edge")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("FCN_EDGE_DEBUG") == "1"
+    configure_logging(args.verbose, args.quiet)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    prog = f"fcn-edge {args.command}"
+    try:
+        result = args.func(args)
+        return int(result or 0)
+    except FcnEdgeError as exc:
+        if debug:
+            log.exception("%s failed", prog)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{prog}: error: out of memory; try a smaller batch, size or model", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        if debug:
+            raise
+        text = str(exc).strip().splitlines()
+        detail = text[0][:300] if text else ""
+        print(f"{prog}: internal error: {type(exc).__name__}: {detail} "
+              "(please report it; rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""What a model is, carried by every artifact: checkpoint, ONNX metadata, engine sidecar.
+
+:class:`ModelInfo` is the one description of a model that every stage reads, so each
+command needs only the file before it.  It is plain data (JSON-serialisable dicts,
+lists, strings and numbers) so it fits in a weights-only checkpoint, in ONNX
+``metadata_props`` and in an engine's JSON sidecar alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from fcn_edge.errors import ArtifactError
+
+ARCHITECTURES = ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce")
+GEOMETRIES = ("paper", "aligned")
+CHANNEL_ORDERS = ("BGR", "RGB")
+
+# Mean of the Caffe-converted VGG16/FCN weights, in BGR order, 0-255 pixel scale.
+CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
+# torchvision's ImageNet statistics, RGB order, 0-1 pixel scale.
+IMAGENET_RGB_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)
+
+
+def voc_palette(num_classes: int = 256) -> list[tuple[int, int, int]]:
+    """PASCAL VOC's colour map (RGB): the bit-interleaving scheme its PNG masks use."""
+    palette = []
+    for index in range(num_classes):
+        r = g = b = 0
+        cid = index
+        for shift in range(7, -1, -1):
+            r |= ((cid >> 0) & 1) << shift
+            g |= ((cid >> 1) & 1) << shift
+            b |= ((cid >> 2) & 1) << shift
+            cid >>= 3
+        palette.append((r, g, b))
+    return palette
+
+
+@dataclass
+class Preprocessing:
+    """How camera pixels become the network's float input.
+
+    ``normalised = (pixel * scale - mean) / std`` per channel, where ``pixel`` is the
+    0-255 value in ``model_channel_order`` and ``mean``/``std`` are given in that
+    order.  ``input_channel_order`` is the order frames arrive in (OpenCV and most
+    cameras deliver BGR); the exported graph reorders channels when the two differ.
+    """
+
+    model_channel_order: str = "BGR"
+    input_channel_order: str = "BGR"
+    mean: tuple[float, float, float] = CAFFE_BGR_MEAN
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
+        self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
+        self.scale = float(self.scale)
+        for name in ("model_channel_order", "input_channel_order"):
+            value = str(getattr(self, name)).upper()
+            if value not in CHANNEL_ORDERS:
+                raise ArtifactError(f"preprocessing {name} must be BGR or RGB, got {value!r}")
+            setattr(self, name, value)
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ArtifactError("preprocessing mean and std need three values (one per channel)")
+        if any(s == 0 for s in self.std) or self.scale == 0:
+            raise ArtifactError("preprocessing std and scale must be non-zero")
+
+    @classmethod
+    def caffe(cls) -> "Preprocessing":
+        """The converted Caffe FCN/VGG weights: BGR, Caffe mean, no std scaling."""
+        return cls()
+
+    @classmethod
+    def imagenet(cls) -> "Preprocessing":
+        """torchvision's VGG16 weights: RGB, pixels/255, ImageNet mean and std."""
+        return cls("RGB", "BGR", IMAGENET_RGB_MEAN, IMAGENET_RGB_STD, 1.0 / 255.0)
+
+    @property
+    def needs_channel_swap(self) -> bool:
+        return self.model_channel_order != self.input_channel_order
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["mean"] = list(self.mean)
+        data["std"] = list(self.std)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ModelInfo:
+    """Architecture, geometry, classes and preprocessing of one trained model."""
+
+    arch: str = "fcn8s"
+    num_classes: int = 21
+    geometry: str = "paper"
+    width: float = 1.0
+    class_names: list[str] = field(default_factory=list)
+    palette: list[tuple[int, int, int]] = field(default_factory=list)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    input_size: tuple[int, int] | None = None  # (H, W) the model is meant to be deployed at
+    ignore_index: int = 255
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ArtifactError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+        if self.geometry not in GEOMETRIES:
+            raise ArtifactError(f"unknown geometry {self.geometry!r}; expected paper or aligned")
+        self.num_classes = int(self.num_classes)
+        if self.num_classes < 1:
+            raise ArtifactError(f"num_classes must be at least 1, got {self.num_classes}")
+        self.width = float(self.width)
+        if not self.class_names:
+            self.class_names = default_class_names(self.num_classes)
+        if len(self.class_names) != self.num_classes:
+            raise ArtifactError(f"{len(self.class_names)} class names given for {self.num_classes} classes")
+        self.class_names = [str(n) for n in self.class_names]
+        if not self.palette:
+            self.palette = voc_palette(self.num_classes)
+        self.palette = [tuple(int(c) for c in colour) for colour in self.palette[: self.num_classes]]  # type: ignore[misc]
+        if len(self.palette) < self.num_classes:
+            raise ArtifactError(f"palette has {len(self.palette)} colours for {self.num_classes} classes")
+        if isinstance(self.preprocessing, dict):
+            self.preprocessing = Preprocessing.from_dict(self.preprocessing)
+        if self.input_size is not None:
+            self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "num_classes": self.num_classes,
+            "geometry": self.geometry,
+            "width": self.width,
+            "class_names": list(self.class_names),
+            "palette": [list(c) for c in self.palette],
+            "preprocessing": self.preprocessing.to_dict(),
+            "input_size": list(self.input_size) if self.input_size else None,
+            "ignore_index": self.ignore_index,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelInfo":
+        if not isinstance(data, dict):
+            raise ArtifactError("model description is not a mapping")
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if isinstance(kwargs.get("preprocessing"), dict):
+            kwargs["preprocessing"] = Preprocessing.from_dict(kwargs["preprocessing"])
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"invalid model description: {exc}") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelInfo":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"model description is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "ModelInfo":
+        return dataclasses.replace(self, **changes)
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """VOC names for 21 classes, ``class_<i>`` otherwise."""
+    if num_classes == len(VOC_CLASSES):
+        return list(VOC_CLASSES)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
+    """Parse ``"512x1024"`` / ``"512"`` / ``(512, 1024)`` into ``(H, W)``."""
+    if not isinstance(text, str):
+        h, w = (int(v) for v in text)
+        return h, w
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = [int(p) for p in parts if p.strip()]
+    except ValueError:
+        raise ValueError(f"size must look like HxW (e.g. 512x512), got {text!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"size must look like HxW with positive numbers, got {text!r}")
+    return values[0], values[1]
