@@ -242,8 +242,7 @@ def _to_half(np: Any, array: Any) -> tuple[Any, int, int]:
     array = np.asarray(array, dtype=np.float32)
     finite = np.isfinite(array)
     clipped = int(np.count_nonzero(finite & (np.abs(array) > FP16_MAX)))
-    half = np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)
-    half = np.where(finite, half, array.astype(np.float16))
+    half = np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)  # also maps +-inf to +-65504; NaN stays NaN
     flushed = int(np.count_nonzero((array != 0) & finite & (half == 0)))
     return half.astype(np.float16), clipped, flushed
 

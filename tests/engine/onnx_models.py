@@ -42,16 +42,21 @@ def add_metadata(model, info: ModelInfo | None = None, export: dict | None = Non
 
 def make_head_onnx(path: Path, *, kernel: int = 16, stride: int = 8, pad: int = 4, size=(64, 64), batch="1",
                    opset: int = 17, metadata: bool = True, export: dict | None = None, qdq: bool = False,
-                   info: ModelInfo | None = None) -> Path:
-    """frames uint8 [N,H,W,3] -> labels uint8 [N,H,W] and logits float32 [N,C,H,W]."""
+                   info: ModelInfo | None = None, down: int | None = None) -> Path:
+    """frames uint8 [N,H,W,3] -> labels uint8 [N,H',W'] and logits float32 [N,C,H',W'].
+
+    The body is a 3x3 Conv, ``log2(down)`` 2x2 max-pools (``down`` defaults to the
+    upsampling stride, a power of two) and the ConvTranspose upsampling under test.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     h, w = size
     n = int(batch) if str(batch).isdigit() else batch
-    down = stride
-    conv_w = rng.normal(0, 0.1, (NUM_CLASSES, 3, down, down)).astype(np.float32)
+    down = down or stride
+    pools = max(0, int(round(np.log2(down))))
+    conv_w = rng.normal(0, 0.1, (NUM_CLASSES, 3, 3, 3)).astype(np.float32)
     up_w = rng.normal(0, 0.1, (NUM_CLASSES, NUM_CLASSES, kernel, kernel)).astype(np.float32)
     inits = [
         numpy_helper.from_array(np.array([104.0, 117.0, 123.0], np.float32).reshape(1, 3, 1, 1), "mean"),
@@ -72,9 +77,14 @@ def make_head_onnx(path: Path, *, kernel: int = 16, stride: int = 8, pad: int = 
                   helper.make_node("DequantizeLinear", ["q", "act_scale", "act_zp"], ["dq"], name="dq0")]
         conv_in = "dq"
     nodes += [
-        helper.make_node("Conv", [conv_in, "score_fr.weight", "score_fr.bias"], ["score"], kernel_shape=[down, down],
-                         strides=[down, down], name="score_fr"),
-        helper.make_node("ConvTranspose", ["score", "upscore.weight"], ["up"], kernel_shape=[kernel, kernel],
+        helper.make_node("Conv", [conv_in, "score_fr.weight", "score_fr.bias"], ["pool0"], kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1], name="score_fr"),
+    ]
+    for i in range(pools):
+        nodes.append(helper.make_node("MaxPool", [f"pool{i}"], [f"pool{i + 1}"], kernel_shape=[2, 2], strides=[2, 2],
+                                      name=f"pool{i + 1}"))
+    nodes += [
+        helper.make_node("ConvTranspose", [f"pool{pools}", "upscore.weight"], ["up"], kernel_shape=[kernel, kernel],
                          strides=[stride, stride], pads=[pad] * 4, name="upscore"),
     ]
     out_h = (h // down - 1) * stride + kernel - 2 * pad
