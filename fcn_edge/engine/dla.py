@@ -99,7 +99,8 @@ class DlaReport:
         if self.general_problems:
             raise BuildRefused(f"{onnx_name} cannot be built for DLA: {self.general_problems[0]}")
         if not gpu_fallback and self.gpu_layers:
-            listed = "; ".join(f"{v.name} ({v.op_type}: {v.reason})" for v in self.gpu_layers[:4])
+            ordered = sorted(self.gpu_layers, key=lambda v: not v.is_core)  # the conv/deconv problems first
+            listed = "; ".join(f"{v.name} ({v.op_type}: {v.reason})" for v in ordered[:4])
             more = f" and {len(self.gpu_layers) - 4} more" if len(self.gpu_layers) > 4 else ""
             raise BuildRefused(f"DLA without --gpu-fallback needs every layer on DLA, but {len(self.gpu_layers)} layers of "
                                f"{onnx_name} cannot run there ({listed}{more}): add --gpu-fallback")

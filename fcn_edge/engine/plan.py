@@ -431,14 +431,17 @@ def _profile_from_recorded(tensor: TensorFacts, recorded: dict[str, Any], onnx_n
     by_axis = {axis: key for key, axis in axes.items()}
     for axis, dim in enumerate(tensor.shape):
         if isinstance(dim, int) and dim > 0:
-            lows.append(dim), opts.append(dim), highs.append(dim)
-            continue
-        key = by_axis.get(axis)
-        triple = recorded.get(key) if key else None
-        if not (isinstance(triple, (list, tuple)) and len(triple) == 3 and all(isinstance(v, int) and v > 0 for v in triple)):
-            raise BuildRefused(f"axis {axis} of input '{tensor.name}' in {onnx_name} is dynamic but its recorded range "
-                               f"({key or 'unnamed'}: {triple!r}) is missing or malformed: give --min/--opt/--max-shape")
-        lows.append(triple[0]), opts.append(triple[1]), highs.append(triple[2])
+            triple = [dim, dim, dim]
+        else:
+            key = by_axis.get(axis)
+            triple = recorded.get(key) if key else None
+            if not (isinstance(triple, (list, tuple)) and len(triple) == 3
+                    and all(isinstance(v, int) and v > 0 for v in triple)):
+                raise BuildRefused(f"axis {axis} of input '{tensor.name}' in {onnx_name} is dynamic but its recorded range "
+                                   f"({key or 'unnamed'}: {triple!r}) is missing or malformed: give --min/--opt/--max-shape")
+        lows.append(triple[0])
+        opts.append(triple[1])
+        highs.append(triple[2])
     if not all(a <= b <= c for a, b, c in zip(lows, opts, highs)):
         raise BuildRefused(f"the recorded shape ranges of '{tensor.name}' in {onnx_name} are not min <= opt <= max: "
                            "give --min/--opt/--max-shape")

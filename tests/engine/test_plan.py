@@ -132,6 +132,8 @@ REFUSALS = [
     ("10.3", BuildOptions(precision="fp16", dla_core=0, gpu_fallback=True), DYNAMIC, "DLA needs static shapes"),
     ("10.3", BuildOptions(), make_facts(inputs=(TensorFacts("frames", ("b", 512, 512, 3), "uint8"),)),
      "records no shape ranges"),
+    ("10.3", BuildOptions(), make_facts(inputs=(TensorFacts("frames", ("b", 512, 512, 3), "uint8"),),
+                                        export_info={"dynamic": {"batch": [1, 2]}}), "missing or malformed"),
 ]
 
 
