@@ -18,12 +18,12 @@ The version facts it relies on are in :mod:`fcn_edge.engine.versions`.  Summary:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fcn_edge.engine.gpu import GpuInfo
 from fcn_edge.engine.onnx_info import OnnxFacts, TensorFacts
-from fcn_edge.engine.options import BuildOptions, ShapeSpec
+from fcn_edge.engine.options import BuildOptions
 from fcn_edge.engine.versions import TrtFeatures, TrtVersion, calibrate_target_for, features_for, parse_trt_version
 from fcn_edge.errors import FcnEdgeError
 
