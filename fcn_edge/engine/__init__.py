@@ -1,0 +1,10 @@
+"""fcn-edge build-engine: ONNX -> TensorRT engine + JSON sidecar, for TensorRT 8.5, 8.6, 10.x and 11.x.
+
+Only :mod:`fcn_edge.engine.trt_build` calls TensorRT; everything else is plain Python
+tested without TensorRT or a GPU (option resolution per TensorRT version, profiles,
+FP16 conversion, DLA pre-check, sidecar, cache).  See README.md in this folder for the
+versions targeted and what has (not yet) run on real TensorRT.
+
+Importing this package imports nothing heavy (no onnx, tensorrt, torch): the runtime
+imports :mod:`fcn_edge.engine.sidecar` and :mod:`fcn_edge.engine.gpu` on a Jetson.
+"""

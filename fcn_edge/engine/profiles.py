@@ -1,0 +1,146 @@
+"""Build profiles: ``export/profiles/NAME.toml`` files holding build-engine options per target.
+
+A profile is the options a target needs, written once and reviewed like code
+(``--profile orin-int8`` instead of eight flags on a Jetson's command line).  Keys are
+exactly the command-line options (with underscores): ``precision``, ``workspace_mib``,
+``timing_cache``, ``min_shape``/``opt_shape``/``max_shape``, ``dla_core``,
+``gpu_fallback``, ``version_compatible``, ``exclude_lean_runtime``, ``hardware_compat``,
+``calib``, ``calib_cache``, plus a free-text ``description``.  Relative paths are
+relative to the profile file's folder.  Options given on the command line override
+the profile's.
+
+Errors name the file and the key: an unknown key (with the closest known one), a value
+of the wrong type or outside its choices, a TOML syntax error with its line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fcn_edge.engine.options import OPTION_TYPES, PATH_OPTIONS, BuildOptions, parse_shape
+from fcn_edge.errors import FcnEdgeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10
+    import tomli as tomllib
+
+PROFILE_DIR = Path("export") / "profiles"
+EXTRA_KEYS = ("description",)
+
+
+class ProfileError(FcnEdgeError):
+    """A build profile that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: Path
+    description: str
+    values: dict[str, Any]   # validated option values (paths already resolved)
+
+
+def profile_search_dirs() -> list[Path]:
+    """Where ``--profile NAME`` looks: ./export/profiles, then the source tree's."""
+    dirs = [Path.cwd() / PROFILE_DIR, Path(__file__).resolve().parents[2] / PROFILE_DIR]
+    unique: list[Path] = []
+    for folder in dirs:
+        if folder not in unique:
+            unique.append(folder)
+    return unique
+
+
+def available_profiles(search_dirs: list[Path] | None = None) -> list[str]:
+    names: set[str] = set()
+    for folder in search_dirs or profile_search_dirs():
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.toml"))
+    return sorted(names)
+
+
+def find_profile(name_or_path: str, search_dirs: list[Path] | None = None) -> Path:
+    """A profile path from ``NAME`` (looked up in export/profiles) or a path to a .toml file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or len(candidate.parts) > 1:
+        if not candidate.is_file():
+            raise ProfileError(f"profile file {candidate} does not exist")
+        return candidate
+    dirs = search_dirs or profile_search_dirs()
+    for folder in dirs:
+        path = folder / f"{name_or_path}.toml"
+        if path.is_file():
+            return path
+    known = available_profiles(dirs)
+    hint = difflib.get_close_matches(name_or_path, known, n=1)
+    raise ProfileError(f"no build profile named '{name_or_path}'"
+                       + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                       + (f"; available: {', '.join(known)}" if known else f"; looked in {', '.join(map(str, dirs))}"))
+
+
+def load_profile(name_or_path: str, search_dirs: list[Path] | None = None) -> Profile:
+    """Find, parse and validate a profile."""
+    path = find_profile(name_or_path, search_dirs)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path} is not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc}") from exc
+    values = validate_profile(data, path)
+    description = data.get("description", "")
+    return Profile(name=path.stem, path=path, description=description, values=values)
+
+
+def validate_profile(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Check every key and value; return the option values with paths resolved."""
+    known = list(OPTION_TYPES) + list(EXTRA_KEYS)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise ProfileError(f"{path}: unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                               + f"; known keys: {', '.join(known)}")
+        if key == "description":
+            if not isinstance(value, str):
+                raise ProfileError(f"{path}: description must be a string")
+            continue
+        kind, choices = OPTION_TYPES[key]
+        if kind is bool and not isinstance(value, bool):
+            raise ProfileError(f"{path}: {key} = {value!r} must be true or false")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ProfileError(f"{path}: {key} = {value!r} must be an integer")
+        if kind is str and not isinstance(value, str):
+            raise ProfileError(f"{path}: {key} = {value!r} must be a string (in quotes)")
+        if choices and value not in choices:
+            raise ProfileError(f"{path}: {key} = {value!r} is not one of {', '.join(choices)}")
+        if key == "workspace_mib" and value < 1:
+            raise ProfileError(f"{path}: workspace_mib = {value} must be at least 1")
+        if key == "dla_core" and value < 0:
+            raise ProfileError(f"{path}: dla_core = {value} must be 0 or more")
+        if key.endswith("_shape"):
+            try:
+                parse_shape(value, key)
+            except FcnEdgeError as exc:
+                raise ProfileError(f"{path}: {exc}") from exc
+        if key in PATH_OPTIONS and value and not Path(value).is_absolute():
+            value = str((path.parent / value).resolve())
+        values[key] = value
+    try:
+        BuildOptions(**values)  # cross-field rules (all three shapes, lean runtime needs VC, ...)
+    except FcnEdgeError as exc:
+        raise ProfileError(f"{path}: {exc}") from exc
+    return values
+
+
+def merge_options(profile: Profile | None, cli_values: dict[str, Any]) -> BuildOptions:
+    """Defaults < profile < command line (``None`` on the command line means "not given")."""
+    values: dict[str, Any] = dict(profile.values) if profile else {}
+    values.update({k: v for k, v in cli_values.items() if v is not None})
+    if profile:
+        values["profile_name"] = profile.name
+    return BuildOptions(**values)

@@ -1,0 +1,105 @@
+"""FP32 -> FP16 ONNX (TensorRT 11's FP16 road), checked with ONNX Runtime on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from fcn_edge.engine.fp16 import convert_to_fp16, write_fp16_onnx
+from fcn_edge.engine.onnx_info import read_onnx_facts
+from fcn_edge.errors import ArtifactError
+from tests.engine.onnx_models import make_head_onnx
+
+FLOAT, FLOAT16 = 1, 10
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_tiny_fcn8s_labels_agree_with_fp32(tiny_fcn8s_aligned, tmp_path):
+    out = tmp_path / "fcn8s.fp16.onnx"
+    report = write_fp16_onnx(tiny_fcn8s_aligned, out)
+    assert report.fp16_nodes > 40 and report.float32_nodes >= 5 and report.converted_initializers > 20
+    s32, s16 = _session(tiny_fcn8s_aligned), _session(out)
+    # graph I/O exactly as exported
+    assert [(i.name, i.type, i.shape) for i in s16.get_inputs()] == [(i.name, i.type, i.shape) for i in s32.get_inputs()]
+    assert [(o.name, o.type) for o in s16.get_outputs()] == [(o.name, o.type) for o in s32.get_outputs()]
+    rng = np.random.default_rng(7)
+    agreement = []
+    for _ in range(3):
+        frames = rng.integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+        (l32, g32), (l16, g16) = s32.run(None, {"frames": frames}), s16.run(None, {"frames": frames})
+        assert l16.dtype == np.uint8 and g16.dtype == np.float32
+        agreement.append((l32 == l16).mean())
+        scale = np.abs(g32).max()
+        assert np.abs(g32 - g16).max() < 0.01 * scale
+    assert min(agreement) > 0.98, agreement
+
+
+def test_weights_and_compute_are_half_pre_post_stay_float(tiny_fcn8s_aligned):
+    model, _ = convert_to_fp16(onnx.load(str(tiny_fcn8s_aligned)))
+    inits = {i.name: i for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert all(inits[n.input[1]].data_type == FLOAT16 for n in convs if n.input[1] in inits)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(model.graph.value_info) + list(model.graph.output)}
+    assert all(types.get(n.output[0]) == FLOAT16 for n in convs)
+    # pre-processing (uint8 -> float32 normalisation) and post-processing (ArgMax) stay float32
+    argmax = next(n for n in model.graph.node if n.op_type == "ArgMax")
+    assert types[argmax.input[0]] == FLOAT
+    sub = next(n for n in model.graph.node if n.op_type == "Sub")
+    assert types[sub.output[0]] == FLOAT
+    meta = {p.key: p.value for p in model.metadata_props}
+    export = json.loads(meta["fcn_edge.export"])
+    assert export["precision"] == "fp16" and export["fp16_conversion"]["fp16_nodes"] > 0
+    assert "fcn_edge.model" in meta
+
+
+def test_facts_see_the_fp16_onnx(tiny_fcn8s_aligned, tmp_path):
+    out = tmp_path / "x.fp16.onnx"
+    write_fp16_onnx(tiny_fcn8s_aligned, out)
+    assert read_onnx_facts(out).is_fp16
+    assert not read_onnx_facts(tiny_fcn8s_aligned).is_fp16
+    export = read_onnx_facts(out).export_info
+    assert export["fp16_conversion"]["source_sha256"] == read_onnx_facts(tiny_fcn8s_aligned).sha256
+
+
+def test_out_of_range_weights_are_clipped_and_counted(tmp_path):
+    path = make_head_onnx(tmp_path / "h.onnx")
+    model = onnx.load(str(path))
+    weight = next(i for i in model.graph.initializer if i.name == "upscore.weight")
+    array = onnx.numpy_helper.to_array(weight).copy()
+    array.flat[0] = 1e6
+    array.flat[1] = 1e-9
+    weight.CopyFrom(onnx.numpy_helper.from_array(array, weight.name))
+    converted, report = convert_to_fp16(model)
+    assert report.clipped_values == 1 and report.flushed_to_zero == 1
+    half = onnx.numpy_helper.to_array(next(i for i in converted.graph.initializer if i.name == "upscore.weight"))
+    assert half.dtype == np.float16 and half.flat[0] == np.float16(65504)
+
+
+def test_refuses_quantized_and_conv_free_models(tmp_path):
+    with pytest.raises(ArtifactError, match="already quantized"):
+        convert_to_fp16(onnx.load(str(make_head_onnx(tmp_path / "q.onnx", qdq=True))))
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    with pytest.raises(ArtifactError, match="no Conv"):
+        convert_to_fp16(helper.make_model(graph))
+
+
+def test_convert_everything_mode_keeps_graph_io(tiny_fcn8s_aligned, tmp_path):
+    model, report = convert_to_fp16(onnx.load(str(tiny_fcn8s_aligned)), keep_float32_ends=False)
+    assert report.float32_nodes == 0
+    out = tmp_path / "all.onnx"
+    onnx.save(model, str(out))
+    frames = np.random.default_rng(1).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+    labels32 = _session(tiny_fcn8s_aligned).run(None, {"frames": frames})[0]
+    labels16, logits16 = _session(out).run(None, {"frames": frames})
+    assert logits16.dtype == np.float32 and (labels32 == labels16).mean() > 0.97
