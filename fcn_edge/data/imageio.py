@@ -111,13 +111,34 @@ def _imdecode(data: bytes, flags: int, name: str, what: str) -> np.ndarray:
 def _check_not_truncated_jpeg(data: bytes, name: str, what: str) -> None:
     """Some libjpeg builds decode a cut-off JPEG into a half-grey image without an error.
 
-    A complete JPEG ends with the end-of-image marker FFD9 (possibly followed by padding
-    or a few bytes of trailing junk, so the last KiB is searched).
+    A complete JPEG has an end-of-image marker (FFD9) after its first start-of-scan
+    segment.  The header segments are walked by their lengths (so an EXIF thumbnail's
+    own markers are skipped), then FFD9 is searched after the scan starts: inside
+    entropy-coded data a 0xFF byte is always stuffed, so FFD9 there can only be the
+    real end.  Data appended after the end (phones' "motion photos") is fine.
     """
     if data[:2] != b"\xff\xd8":
         return
-    if b"\xff\xd9" not in data[-1024:]:
-        raise DataError(f"{what} {name} is a truncated JPEG (no end-of-image marker); replace or remove it")
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return  # not a marker where one should be: leave the verdict to the decoder
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        if marker == 0xD9:  # end of image before any scan: let the decoder judge
+            return
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if marker == 0xDA:  # start of scan
+            if data.find(b"\xff\xd9", position + 2 + length) == -1:
+                break
+            return
+        position += 2 + length
+    raise DataError(f"{what} {name} is a truncated JPEG (no end-of-image marker); replace or remove it")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -49,6 +49,16 @@ class DataReport:
     note_examples: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:
+        # DataLoader workers receive a pickled copy of the dataset: a lock cannot travel.
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def count(self) -> int:
         """How many distinct samples were skipped."""

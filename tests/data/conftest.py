@@ -30,6 +30,9 @@ def handmade_palette_png(indices: np.ndarray, palette_rgb, *, bit_depth: int = 8
     rows = []
     for y in range(h):
         values = indices[y].astype(np.int64)
+        if bit_depth == 8:
+            rows.append(values.astype(np.uint8))
+            continue
         packed = bytearray()
         for x0 in range(0, w, per_byte):
             byte = 0

@@ -236,6 +236,18 @@ def test_conversions_are_notes_not_errors(folder_root):
     assert "grayscale" in dataset.report.summary()
 
 
+def test_datasets_pickle_for_dataloader_workers(folder_root):
+    import pickle
+
+    _spoil(folder_root, "corrupt")
+    dataset = open_dataset(folder_root, "train", on_error="skip")
+    assert dataset[1] is None
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert copy.report.count == 1 and copy[1] is None and copy[0].id == "img0"
+    dataset.report.merge(copy.report)
+    assert dataset.report.count == 1
+
+
 def test_on_error_is_checked(folder_root):
     with pytest.raises(ValueError, match="on_error"):
         open_dataset(folder_root, "train", on_error="ignore")

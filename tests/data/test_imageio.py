@@ -99,6 +99,19 @@ def test_truncated_files_are_errors(tmp_path, rng, extension):
     assert str(path) in str(info.value)
 
 
+def test_jpeg_truncation_check_walks_segments(tmp_path, rng):
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    data = cv2.imencode(".jpg", image)[1].tobytes()
+    # data appended after the end (motion photos, trailers) is not truncation
+    (tmp_path / "trailer.jpg").write_bytes(data + bytes(rng.integers(0, 256, 5000, dtype=np.uint8)))
+    assert read_image(tmp_path / "trailer.jpg").shape == (32, 32, 3)
+    # cut inside the headers, and just before the end marker
+    for cut in (30, len(data) - 2):
+        (tmp_path / "cut.jpg").write_bytes(data[:cut])
+        with pytest.raises(DataError, match="truncated JPEG"):
+            read_image(tmp_path / "cut.jpg")
+
+
 def test_float_images_are_refused(tmp_path):
     ok, data = cv2.imencode(".tiff", np.zeros((4, 4), np.float32))
     (tmp_path / "f.tiff").write_bytes(data.tobytes())
@@ -195,3 +208,24 @@ def test_write_image_is_atomic_and_by_extension(tmp_path, rng):
     np.testing.assert_array_equal(read_image(tmp_path / "x.png"), image)
     assert read_image(tmp_path / "x.jpg").shape == (8, 8, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jpg", "x.png"]
+
+
+def test_package_imports_without_opencv_and_says_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT, cli_env
+
+    code = (
+        "import sys; sys.modules['cv2'] = None; sys.modules['torch'] = None; sys.modules['scipy'] = None\n"
+        "import fcn_edge.data, fcn_edge.data.synth, fcn_edge.data.torch_adapter\n"
+        "from fcn_edge.errors import MissingDependencyError\n"
+        "try:\n"
+        f"    fcn_edge.data.read_image({str(tmp_path / 'x.png')!r})\n"
+        "except MissingDependencyError as exc:\n"
+        "    print('MISSING:', exc)\n"
+    )
+    (tmp_path / "x.png").write_bytes(b"\x89PNG")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "MISSING:" in done.stdout and "opencv" in done.stdout
