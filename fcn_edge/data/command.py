@@ -57,8 +57,19 @@ def register(subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fcn_edge.data.synth import SynthConfig, write_calibration_set, write_synthetic_dataset, write_synthetic_video
+    from fcn_edge.data.synth import (
+        VIDEO_CODECS,
+        SynthConfig,
+        write_calibration_set,
+        write_synthetic_dataset,
+        write_synthetic_video,
+    )
+    from fcn_edge.errors import DataError
 
+    if args.video and Path(args.video).suffix.lower() not in VIDEO_CODECS:  # fail before writing anything
+        raise DataError(f"cannot write video {args.video}: use a .mp4 (mp4v) or .avi (MJPG) file name")
+    if args.video and (args.video_frames < 1 or args.fps <= 0):
+        raise DataError("--video needs --video-frames of at least 1 and a positive --fps")
     config = SynthConfig(train=args.train, val=args.val, size=args.size, num_classes=args.classes,
                          seed=args.seed, image_format=args.format)
     summary = write_synthetic_dataset(args.out, config, overwrite=args.overwrite)
