@@ -26,7 +26,10 @@ def _disabled() -> bool | None:
 
 
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it", leave: bool = True, **kwargs) -> "tqdm[T]":
-    """A tqdm bar with fcn-edge's defaults; usable as an iterator or a context manager."""
-    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=_disabled(),
+             unit: str = "it", leave: bool = True, disable: bool = False, **kwargs) -> "tqdm[T]":
+    """A tqdm bar with fcn-edge's defaults; usable as an iterator or a context manager.
+
+    ``disable=True`` hides this bar whatever the environment says (e.g. on DDP ranks > 0).
+    """
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=disable or _disabled(),
                 file=sys.stderr, dynamic_ncols=True, **kwargs)
