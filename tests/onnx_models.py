@@ -140,3 +140,42 @@ def count_video_frames(path: str | Path) -> int:
         n += 1
     capture.release()
     return n
+
+
+# ------------------------------------------------------------------ fixtures
+# Imported by tests/runtime/conftest.py, tests/stream/conftest.py and tests/test_api.py.
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_torch_model(tiny_checkpoint):
+    from fcn_edge.checkpoint import load_checkpoint
+
+    return load_checkpoint(tiny_checkpoint).build_model().eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, tiny_info, tiny_torch_model):
+    """frames in (uint8 1x64x96x3), labels + confidence out, with the contract's metadata."""
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    return export_tiny_onnx(path, tiny_info, model=tiny_torch_model, outputs=("labels", "confidence"))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dynamic(tmp_path_factory, tiny_info, tiny_torch_model):
+    """As tiny_onnx with a dynamic batch (1..8), labels only."""
+    path = tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx"
+    return export_tiny_onnx(path, tiny_info, model=tiny_torch_model, batch=None)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_raw(tmp_path_factory, tiny_info, tiny_torch_model):
+    """Raw I/O: float32 1x3x64x96 normalised in, logits out."""
+    path = tmp_path_factory.mktemp("onnx") / "tiny_raw.onnx"
+    return export_tiny_onnx(path, tiny_info, model=tiny_torch_model, io="raw")
+
+
+@pytest.fixture(scope="session")
+def sample_video(tmp_path_factory):
+    """A 12-frame 120x160 mp4."""
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", count=12)
