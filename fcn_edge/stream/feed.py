@@ -182,6 +182,7 @@ class FrameFeed:
 
     def _publish(self, frame: Frame, generation: int) -> bool:
         """Hand a frame to the consumer; False when the feed is stopping or this worker was replaced."""
+        frame.index = self.captured  # numbered by the feed: continuous across reconnects, gaps = drops
         if self._prepare is not None:
             self._prepare(frame)
         self.captured += 1

@@ -103,6 +103,7 @@ class HttpSource(Source):
         self._reader: MultipartReader | None = None
         self._ffmpeg: CaptureSource | None = None
         self._pending_snapshot: bytes | None = None
+        self._last_poll = 0.0
 
     def _request(self):
         request = urllib.request.Request(self.spec.target, headers={"User-Agent": "fcn-edge"})
@@ -156,8 +157,14 @@ class HttpSource(Source):
                 if self._pending_snapshot is not None:
                     body, self._pending_snapshot = self._pending_snapshot, None
                 else:
+                    # poll no faster than --fps (default 10/s): snapshot endpoints are slow and shared
+                    interval = 1.0 / (self.options.fps or 10.0)
+                    wait = self._last_poll + interval - now()
+                    if wait > 0:
+                        time.sleep(wait)
                     with self._request() as response:
                         body = response.read()
+                self._last_poll = now()
             else:
                 return None
         except (EOFError, OSError, ValueError, SourceError) as exc:
