@@ -1,6 +1,6 @@
-"""``fcn-edge run MODEL --source SRC [--sink SINK ...]``: live segmentation of a camera, stream or file.
+"""fcn-edge run MODEL --source SRC [--sink SINK ...]: live segmentation of a camera, stream or file.
 
-Examples::
+Examples:
 
     fcn-edge run model.fp16.engine --source csi://0 --width 1280 --height 720 --sink display
     fcn-edge run model.onnx --source rtsp://cam/stream --sink none --stats-interval 5
