@@ -77,6 +77,15 @@ class TensorRTRunner(Runner):
                  buffer_sets: int = 2, check_sidecar: bool = True, info: ModelInfo | None = None,
                  profile: int = 0, confidence: bool = False) -> None:
         super().__init__()
+        try:
+            self._open(model_path, cuda, device_id, buffer_sets, check_sidecar, info, profile, confidence)
+        except BaseException:
+            self._closed = True
+            self._close()
+            raise
+
+    def _open(self, model_path: str | os.PathLike, cuda: str, device_id: int, buffer_sets: int, check_sidecar: bool,
+              info: ModelInfo | None, profile: int, confidence: bool) -> None:
         self.trt = require("tensorrt", purpose="to run TensorRT engines")
         path = require_file(model_path, "TensorRT engine", ArtifactError)
         self.model_path = str(path)
@@ -115,7 +124,8 @@ class TensorRTRunner(Runner):
         self._input = next(t for t in self.tensors if t.is_input)
 
         # Output sizes at the largest accepted input shape: allocate once, never while streaming.
-        self._set_shape(self._input.max_shape)
+        if self._input.is_dynamic:
+            self._set_shape(self._input.max_shape)
         self.plan = BufferPlan(self.tensors, {t.name: tuple(self.context.get_tensor_shape(t.name))
                                               for t in self.tensors if not t.is_input})
         self.max_in_flight = int(buffer_sets)
@@ -160,7 +170,7 @@ class TensorRTRunner(Runner):
 
             self._compute.wait_event(events["uploaded"])
             events["compute_start"].record(self._compute)  # after the wait: measures compute only
-            if shape != self._current_shape:
+            if self._input.is_dynamic and shape != self._current_shape:
                 self._set_shape(shape)
                 self._current_shape = shape
             for name, buffer in buffers.device.items():
@@ -206,9 +216,14 @@ class TensorRTRunner(Runner):
         return self.submit(batch).result()
 
     def _close(self) -> None:
+        cuda = getattr(self, "cuda", None)
+        if cuda is None:
+            return
+        streams = [getattr(self, name, None) for name in ("_copy_in", "_compute", "_copy_out", "_profile_stream")]
+        streams = [stream for stream in streams if stream is not None]
         try:
-            self.cuda.make_current()
-            for stream in (self._copy_in, self._compute, self._copy_out):
+            cuda.make_current()
+            for stream in streams:
                 stream.synchronize()
         except Exception:  # noqa: BLE001 - closing must not raise over the original error
             pass
@@ -217,12 +232,12 @@ class TensorRTRunner(Runner):
                 buffer.free()
             for event in buffers.events.values():
                 event.close()
-        for stream in (self._copy_in, self._compute, self._copy_out):
+        for stream in streams:
             stream.close()
         self._sets = []
         self.context = None
         self.engine = None
-        self.cuda.close()
+        cuda.close()
 
     def _describe(self) -> dict[str, Any]:
         return {"tensorrt": self.trt.__version__, "cuda_binding": self.cuda.name, "gpu": self.cuda.device_name(),
