@@ -57,7 +57,7 @@ class FramesModule(nn.Module):
         return x * self.mul - self.sub
 
     def forward(self, frames: "torch.Tensor"):
-        logits = self.model(self.normalise(frames))
+        logits = self.model(self.normalise(frames)).float()
         return self.head(logits)
 
     def head(self, logits: "torch.Tensor"):
@@ -81,8 +81,16 @@ class TorchRunner(Runner):
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  confidence: bool = False, logits: bool = False, io: str = "frames",
                  geometry: str | None = None, info: ModelInfo | None = None,
-                 size: tuple[int, int] | None = None) -> None:
+                 size: tuple[int, int] | None = None, precision: str = "fp32") -> None:
         super().__init__()
+        if precision not in ("fp32", "fp16"):
+            raise FcnEdgeError(f"precision must be fp32 or fp16 for the PyTorch backend, got {precision!r}")
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise FcnEdgeError("precision fp16 needs device='cuda' (half-precision convolutions on the CPU are slow "
+                               "or unsupported); use fp32 on the CPU")
+        # fp16 runs the FCN under autocast, like a user's own mixed-precision inference;
+        # pre/post-processing stay in float32 so labels are comparable with the exports.
+        self.precision = precision
         from fcn_edge.checkpoint import load_checkpoint
 
         self.model_path = str(model_path)
@@ -116,10 +124,11 @@ class TorchRunner(Runner):
         start = time.perf_counter()
         with torch.inference_mode():
             tensor = torch.from_numpy(batch).to(self.device)
-            if self.io.kind == "raw":
-                values = self._module.head(self._module.model(tensor))
-            else:
-                values = self._module(tensor)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.precision == "fp16"):
+                if self.io.kind == "raw":
+                    values = self._module.head(self._module.model(tensor).float())
+                else:
+                    values = self._module(tensor)
             if not isinstance(values, tuple):
                 values = (values,)
             arrays = [v.cpu().numpy() for v in values]
@@ -130,7 +139,8 @@ class TorchRunner(Runner):
         self._module = None  # type: ignore[assignment]
 
     def _describe(self) -> dict[str, Any]:
-        return {"device": str(self.device), "torch": torch.__version__, "threads": torch.get_num_threads()}
+        return {"device": str(self.device), "precision": self.precision, "torch": torch.__version__,
+                "threads": torch.get_num_threads()}
 
 
 def open_torch(model_path: str | os.PathLike, **options: Any) -> TorchRunner:

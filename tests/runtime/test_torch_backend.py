@@ -6,7 +6,8 @@ import torch
 
 from fcn_edge.runtime import open_runner
 from fcn_edge.runtime.preprocess import frames_to_raw
-from fcn_edge.runtime.torch_backend import FramesModule
+from fcn_edge.errors import FcnEdgeError
+from fcn_edge.runtime.torch_backend import FramesModule, TorchRunner
 from tests.onnx_models import moving_frames
 
 
@@ -41,3 +42,24 @@ def test_cuda_device_without_cuda_is_a_clear_error(tiny_checkpoint):
 
     with pytest.raises(FcnEdgeError, match="no CUDA"):
         open_runner(tiny_checkpoint, device="cuda")
+
+
+def test_fp16_needs_cuda(tiny_checkpoint):
+    with pytest.raises(FcnEdgeError, match="fp16 needs device='cuda'"):
+        TorchRunner(tiny_checkpoint, precision="fp16")
+    with pytest.raises(FcnEdgeError, match="precision must be"):
+        TorchRunner(tiny_checkpoint, precision="int8")
+
+
+@pytest.mark.gpu
+def test_fp16_on_cuda_agrees_with_fp32(tiny_checkpoint):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("this torch has no CUDA")
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    with TorchRunner(tiny_checkpoint, device="cuda") as fp32, TorchRunner(tiny_checkpoint, device="cuda", precision="fp16") as fp16:
+        a = fp32.infer(frames).labels
+        b = fp16.infer(frames).labels
+    assert a.dtype == b.dtype == np.uint8
+    assert (a == b).mean() > 0.98
