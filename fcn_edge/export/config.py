@@ -147,6 +147,8 @@ def resolve_shapes(config: ExportConfig, size: tuple[int, int]) -> ResolvedShape
         if not low <= opt[axis] <= high:
             raise ExportConfigError(f"dynamic {axis}: the optimal value {opt[axis]} (from --batch/--size) must lie "
                                     f"between --min-shape ({low}) and --max-shape ({high})")
+        if low == high:
+            raise ExportConfigError(f"dynamic {axis} has min = max = {low}; drop it from --dynamic or widen the range")
         ranges[axis] = ShapeRange(low, opt[axis], high)
     return ResolvedShapes(config.batch, size[0], size[1], ranges)
 

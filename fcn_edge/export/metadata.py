@@ -61,8 +61,8 @@ class ExportFacts:
     fcn_edge_version: str = __version__
     # --- additions
     format_version: int = FACTS_FORMAT_VERSION
-    input_dtype: str = "uint8"                # "uint8" (frames) | "float32" (raw)
-    input_layout: str = "NHWC"                # "NHWC" (frames) | "NCHW" (raw)
+    input_dtype: str = ""                     # "uint8" (frames) | "float32" (raw); "" -> from io
+    input_layout: str = ""                    # "NHWC" (frames) | "NCHW" (raw); "" -> from io
     input_channel_order: str = "BGR"          # channel order of the input tensor
     output_dtypes: dict[str, str] = field(default_factory=dict)   # name -> "uint8" | "int32" | "float16" | "float32"
     confidence_scale: float | None = None     # probability = stored confidence * scale (1/255 for uint8)
@@ -76,6 +76,9 @@ class ExportFacts:
     def __post_init__(self) -> None:
         self.size = (int(self.size[0]), int(self.size[1]))
         self.outputs = list(self.outputs)
+        frames = self.io == "frames"
+        self.input_dtype = self.input_dtype or ("uint8" if frames else "float32")
+        self.input_layout = self.input_layout or ("NHWC" if frames else "NCHW")
 
     # ------------------------------------------------------------------ shapes
     @property
