@@ -48,6 +48,8 @@ def test_bad_options(run_cli, tiny_checkpoint, tmp_path):
     assert_one_line_error(run_cli("export", tiny_checkpoint, "--dynamic", "channels"), "--dynamic")
     assert_one_line_error(run_cli("export", tiny_checkpoint, "--target", "trt7"), "--target")
     assert_one_line_error(run_cli("export"), "CHECKPOINT")
+    assert_one_line_error(run_cli("export", tiny_checkpoint, "--opset", "12"), "opset 12", "too old")
+    assert_one_line_error(run_cli("export", tiny_checkpoint, "--dynamic", "batch", "--min-shape", "2x9"), "--min-shape")
 
 
 def test_unwritable_output_dir(run_cli, tiny_checkpoint, tmp_path):
