@@ -6,7 +6,8 @@ Pipeline (each step is a function below):
 2. wrap the FCN in :class:`~fcn_edge.export.graph.DeployableFCN` and run torch.onnx;
 3. graph passes: opset 18 -> requested opset, INT32 index constants, I/O shapes
    declared exactly, optional FP16 weight storage (:mod:`.passes`);
-4. ``onnx.checker`` (full check), then ONNX Runtime vs PyTorch (:mod:`.verify`);
+4. ``onnx.checker`` (full check), then ONNX Runtime vs PyTorch (:mod:`.verify`), both on
+   the very ModelProto that is then written (ORT loads a temporary copy of it);
 5. metadata (:mod:`.metadata`) and the TensorRT lint (:mod:`.lint`);
 6. write to a temporary file beside OUT, re-read its metadata, rename over OUT.
    A failure anywhere leaves an existing OUT untouched (:func:`fcn_edge.fileio.atomic_path`).
@@ -71,7 +72,7 @@ from typing import Any
 
 from fcn_edge import __version__
 from fcn_edge.checkpoint import Checkpoint, load_checkpoint
-from fcn_edge.errors import ArtifactError, FcnEdgeError
+from fcn_edge.errors import FcnEdgeError
 from fcn_edge.export.config import DEFAULT_SIZE, ExportConfig, ExportConfigError, ResolvedShapes, resolve_shapes
 from fcn_edge.export.lint import LintReport, lint_onnx
 from fcn_edge.export.metadata import ExportFacts, apply_metadata, read_onnx_metadata, utc_now

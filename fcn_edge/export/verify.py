@@ -3,9 +3,9 @@
 What is compared, and why this way:
 
 * **Logits**, always, even when the graph does not output them: the graph's internal
-  logits tensor (the input of its ArgMax/Softmax) is exposed as an extra output on an
-  in-memory copy of the graph for the check only, so the nodes checked are exactly the
-  nodes written (no second "verification variant" export).  Criterion: ``max|onnx -
+  logits tensor (the input of its ArgMax/Softmax) is exposed as an extra graph output
+  in the temporary copy ONNX Runtime loads, so the nodes checked are exactly the nodes
+  written (no second "verification variant" export to drift from the real one).  Criterion: ``max|onnx -
   torch| / max|torch| <= rtol`` (1e-4): relative to the logits' range, because an
   element-wise relative error is meaningless where logits cross zero.
 * **Labels**: the ``labels`` output (or the argmax of both logits when it is not an
