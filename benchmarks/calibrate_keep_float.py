@@ -32,7 +32,9 @@ CANDIDATES = [
     ("ConvTranspose",),
     ("conv1_1",),
 ]
-SETTINGS = [("max", 0), ("percentile", 0), ("entropy", 128), ("entropy", 192), ("entropy", 256), ("entropy", 512)]
+# (method, histogram bins); None = the calibrator's default (entropy 128, percentile 2048)
+SETTINGS = [("max", None), ("percentile", None), ("entropy", None), ("entropy", 192), ("entropy", 256),
+            ("entropy", 512)]
 
 
 def main() -> None:
@@ -61,7 +63,7 @@ def main() -> None:
             candidates = [()] if args.quick else CANDIDATES
             for (method, bins), keep in itertools.product(SETTINGS, candidates):
                 t1 = time.perf_counter()
-                extra = {"histogram_bins": bins} if method == "entropy" else {}
+                extra = {"histogram_bins": bins} if bins else {}
                 report = calibrate_onnx(onnx_path, data, tmp / "out.int8.onnx", show_progress=False,
                                         config=CalibrationConfig(method=method, keep_float=keep, num_images=60,
                                                                  val=data, sensitivity=False, **extra))
@@ -78,6 +80,7 @@ def main() -> None:
                       f"agree {row['agreement']:.2f} worst {row['worst_image_agreement']:.2f}", flush=True)
     summary = _summarise(rows)
     print("\nper setting, over seeds (worst agreement, max drop):")
+    print("  default keep-float:", summary["default_keep_float"])
     for line in summary["table"]:
         print(" ", line)
     path = write_result("calibrate_keep_float", {
@@ -103,9 +106,13 @@ def _summarise(rows: list[dict]) -> dict:
                        "min_agreement": worst_agree, "min_image_agreement": worst_image, "max_mean_iu_drop": max_drop})
         table.append(f"{method:10s} bins {bins or '-':>4} keep {','.join(keep) or 'none':32s} "
                      f"min agreement {worst_agree:.2f}  worst image {worst_image:.2f}  max drop {max_drop:+.2f}")
-    ok = [s for s in scored if s["max_mean_iu_drop"] <= 1.0] or scored
-    best = sorted(ok, key=lambda s: (-s["min_agreement"], len(s["keep_float"])))
-    return {"table": table, "candidates": scored, "best": best[:5]}
+    def ranked(items):
+        ok = [s for s in items if s["max_mean_iu_drop"] <= 1.0] or items
+        return sorted(ok, key=lambda s: (-s["min_agreement"], len(s["keep_float"])))
+
+    default = [s for s in scored if s["method"] == "entropy" and s["histogram_bins"] is None]
+    return {"table": table, "candidates": scored, "best_overall": ranked(scored)[:5],
+            "default_keep_float": ranked(default)[0] if default else None}
 
 
 if __name__ == "__main__":
