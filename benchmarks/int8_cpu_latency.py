@@ -8,11 +8,10 @@ Models (full-size FCN-8s, 21 classes, aligned, random weights, frames -> labels,
 * ``int8``: ``fcn-edge calibrate`` with every default (entropy, trt8, upsampling kept
   float): the TensorRT-oriented graph, Q/DQ only on the inputs of quantized ops;
 * ``int8-all``: the same with ``--keep-float none``;
-* ``int8-ort-placement``: the same ranges, but Q/DQ also on the outputs of quantized ops
-  (ONNX Runtime's own default placement, ``OpTypesToExcludeOutputQuantization=[]``),
-  which is what ONNX Runtime's CPU graph optimiser needs to fuse ``DQ -> Conv -> Q``
-  into ``QLinearConv`` (integer kernels).  Not a fcn-edge output: it shows what the CPU
-  could do with a CPU-oriented graph.
+* ``int8-ort`` / ``int8-ort-all``: ``fcn-edge calibrate --placement onnxruntime`` (with and
+  without the default keep-float): Q/DQ also on the outputs of quantized ops, the
+  ``DQ -> Conv -> Q`` pattern ONNX Runtime's CPU graph optimiser fuses into
+  ``QLinearConv`` (integer kernels).
 
 Each model gets an ``onnxruntime.InferenceSession`` (CPU, ``--threads`` intra-op threads,
 all graph optimisations); after 3 warm-up runs the models are timed in interleaved
@@ -40,13 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def build_models(work: Path, size: tuple[int, int]) -> dict[str, Path]:
-    import onnx
-
     from benchmarks.calibrate_fullsize import make_fullsize_onnx
     from fcn_edge.calib import calibrate_onnx
-    from fcn_edge.calib import graph as G
-    from fcn_edge.calib.quantize import quantize_with_ranges
-    from fcn_edge.calib.ranges import TensorRanges
     from fcn_edge.data.synth import write_calibration_set
 
     fp32 = make_fullsize_onnx(work, size)
@@ -54,29 +48,17 @@ def build_models(work: Path, size: tuple[int, int]) -> dict[str, Path]:
     if not listing.is_file():
         write_calibration_set(work / f"calib{size[0]}x{size[1]}", 20, size=size, overwrite=True)
     models = {"fp32": fp32}
-    int8 = work / "fcn8s_full_256.int8.onnx"
-    if not int8.is_file():
-        calibrate_onnx(fp32, listing, int8, num_images=20, accuracy=False, show_progress=False)
-    models["int8"] = int8
-    int8_all = work / "fcn8s_full_256.all.int8.onnx"
-    if not int8_all.is_file():
-        calibrate_onnx(fp32, listing, int8_all, num_images=20, accuracy=False, keep_float=(), show_progress=False)
-    models["int8-all"] = int8_all
-    ort_placement = work / "fcn8s_full_256.ortplacement.int8.onnx"
-    if not ort_placement.is_file():
-        doc = json.loads((work / "fcn8s_full_256.all.int8.calib.json").read_text())
-        ranges = TensorRanges(doc["method"], {k: (v["min"], v["max"]) for k, v in doc["tensors"].items()}, {}, 0, 0)
-        model = onnx.load(str(fp32))
-        G.ensure_node_names(model)
-        model = onnx.shape_inference.infer_shapes(model)
-        prepared = work / "prepared_fp32.onnx"
-        onnx.save(model, str(prepared))
-        regions = G.find_regions(model)
-        quantize_with_ranges(prepared, ort_placement, ranges, nodes_to_exclude=regions.protected,
-                             op_types_in_graph=sorted({n.op_type for n in model.graph.node}),
-                             option_overrides={"OpTypesToExcludeOutputQuantization": []})
-        prepared.unlink()
-    models["int8-ort-placement"] = ort_placement
+    variants = {
+        "int8": {},
+        "int8-all": {"keep_float": ()},
+        "int8-ort": {"placement": "onnxruntime"},
+        "int8-ort-all": {"placement": "onnxruntime", "keep_float": ()},
+    }
+    for name, options in variants.items():
+        out = work / f"fcn8s_full_{size[0]}x{size[1]}.{name}.onnx"
+        if not out.is_file():
+            calibrate_onnx(fp32, listing, out, num_images=20, accuracy=False, show_progress=False, **options)
+        models[name] = out
     return models
 
 

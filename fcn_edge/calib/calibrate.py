@@ -62,6 +62,7 @@ class CalibrationReport:
     quantized_nodes: list[str]
     activation_qdq: int
     weight_qdq: int
+    placement: str = "tensorrt"
     fixes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     accuracy: Any = None               # fcn_edge.calib.accuracy.AccuracyReport or None
@@ -75,11 +76,13 @@ class CalibrationReport:
         return not self.warnings and (self.accuracy is None or self.accuracy.ok)
 
     def lines(self) -> list[str]:
-        out = [f"wrote {self.output} (Q/DQ INT8, opset {self.opset}, target {self.target}, {self.method} ranges from "
+        layout = "" if self.placement == "tensorrt" else f", {self.placement} Q/DQ placement"
+        out = [f"wrote {self.output} (Q/DQ INT8, opset {self.opset}, target {self.target}{layout}, {self.method} ranges from "
                f"{self.images} images, {len(self.quantized_nodes)} quantized nodes, "
                f"{self.activation_qdq} activation + {self.weight_qdq} weight Q/DQ)"]
         if self.keep_float:
-            out.append("  kept float: " + ", ".join(self.keep_float))
+            out.append("  kept float: " + "; ".join(
+                item if layers == [item] else f"{item} ({', '.join(layers)})" for item, layers in self.keep_float.items()))
         if self.cache is not None:
             out.append(f"wrote {self.cache} (TensorRT calibration cache for the implicit INT8 calibrator / DLA)")
         out.append(f"wrote {self.ranges_json} (every tensor's range, method, images and their hash)")
@@ -96,7 +99,8 @@ class CalibrationReport:
             "output": str(self.output), "source_onnx": str(self.source_onnx),
             "cache": str(self.cache) if self.cache else None, "ranges_json": str(self.ranges_json),
             "method": self.method, "target": self.target, "opset": self.opset, "quantizer": self.quantizer,
-            "images": self.images, "images_available": self.images_available, "images_skipped": self.images_skipped,
+            "placement": self.placement, "images": self.images, "images_available": self.images_available,
+            "images_skipped": self.images_skipped,
             "images_sha256": self.images_sha256, "keep_float": self.keep_float,
             "excluded_nodes": self.excluded_nodes, "quantized_nodes": self.quantized_nodes,
             "activation_qdq": self.activation_qdq, "weight_qdq": self.weight_qdq, "fixes": self.fixes,
@@ -231,8 +235,9 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
                                     tensors=G.float_activation_tensors(model, regions.body))
             lap("calibrate")
             say(f"  quantizing with ONNX Runtime quantize_static ({len(excluded)} nodes kept float)")
+            overrides = {"OpTypesToExcludeOutputQuantization": []} if config.placement == "onnxruntime" else None
             quantize_with_ranges(prepared, qdq_path, ranges, nodes_to_exclude=excluded, op_types_in_graph=op_types,
-                                 scratch=tmp)
+                                 scratch=tmp, option_overrides=overrides)
         else:
             from fcn_edge.calib.modelopt_backend import quantize_with_modelopt
 
@@ -243,7 +248,7 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
         qdq = onnx.load(str(qdq_path))
         from fcn_edge.calib.qdq import check_qdq_graph, fix_qdq_graph
 
-        fixes = fix_qdq_graph(qdq)
+        fixes = fix_qdq_graph(qdq, protected=regions.protected)
         protected_ops = {n.name: n.op_type for n in model.graph.node if n.name in set(regions.protected)}
         must_quantize = [layer.node for layer in regions.layers
                          if layer.node not in set(keep_nodes) and layer.op_type in ("Conv", "ConvTranspose")]
@@ -261,7 +266,8 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
         # ---------------------------------------------------------------- 5. metadata, verify, write
         calibration_facts = {
             "method": config.method, "percentile": config.percentile if config.method == "percentile" else None,
-            "target": config.target, "quantizer": config.quantizer, "images": len(calib_set),
+            "target": config.target, "quantizer": config.quantizer, "placement": config.placement,
+            "images": len(calib_set),
             "images_source": str(images), "images_sha256": calib_set.sha256,
             "keep_float": {k: [regions.layer_of(n) for n in v] for k, v in keep_by_item.items()},
             "excluded_nodes": excluded, "source_onnx_sha256": sha256_file(source), "source_onnx_name": source.name,
@@ -269,7 +275,9 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
             "fixes": fixes,
         }
         from fcn_edge.export import apply_metadata
+        from fcn_edge.export.passes import pin_ir_version
 
+        pin_ir_version(qdq)  # the lowest IR the opset needs, as the export does (older runtimes refuse new IRs)
         apply_metadata(qdq, info, facts.replace(precision="int8-qdq", opset=G.default_opset(qdq),
                                                 calibration=calibration_facts))
         with atomic_path(output_path) as tmp_out:
@@ -310,7 +318,8 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
             images=len(calib_set), images_available=calib_set.available, images_skipped=calib_set.report.count,
             images_sha256=calib_set.sha256, keep_float={k: [regions.layer_of(n) for n in v] for k, v in keep_by_item.items()},
             excluded_nodes=excluded, quantized_nodes=summary.quantized_nodes,
-            activation_qdq=summary.activation_qdq, weight_qdq=summary.weight_qdq, fixes=fixes + (
+            activation_qdq=summary.activation_qdq, weight_qdq=summary.weight_qdq, placement=config.placement,
+            fixes=fixes + (
                 [f"{folded} FP16-stored weights restored to FP32"] if folded else []),
             warnings=warnings, accuracy=accuracy, seconds=timings)
         atomic_write_text(json_path, json.dumps(_ranges_document(report, config, calib_set, ranges, cache_tensors,

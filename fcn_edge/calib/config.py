@@ -4,9 +4,11 @@ Kept free of onnx/onnxruntime imports so ``fcn-edge calibrate --help`` stays ins
 
 Why these defaults
 ------------------
-* ``method="entropy"``: TensorRT's own implicit calibrator (EntropyCalibration2) and
-  NVIDIA ModelOpt default to it; it clips the long activation tails that max calibration
-  spends int8 levels on.  ``max`` and ``percentile`` (99.99 by default) are one flag away.
+* ``method="entropy"``: TensorRT's implicit calibrator (EntropyCalibration2) and NVIDIA
+  ModelOpt default to it.  ONNX Runtime's entropy calibrator is used with its own default
+  histogram, on which the KL search keeps the observed |max| (see
+  :data:`DEFAULT_HISTOGRAM_BINS` for why); ``--histogram-bins`` lets it clip.  ``max`` and
+  ``percentile`` (99.99 by default) are one flag away.
 * ``target="trt8"``: the most compatible family (TensorRT 8.5/8.6 on JetPack 5.1/6.0
   parse ONNX opset <= 17); a Q/DQ graph for trt8 also parses on 10.x and 11.x.
 * ``num_images=300``: a few hundred images is where entropy ranges stop moving on
@@ -27,6 +29,11 @@ from fcn_edge.errors import FcnEdgeError
 METHODS = ("entropy", "max", "percentile")
 TARGETS = ("trt8", "trt10", "trt11")
 QUANTIZERS = ("ort", "modelopt")
+# Where Q/DQ go.  tensorrt: only on the inputs of quantized ops (TensorRT fuses Conv+ReLU
+# and quantizes after; NVIDIA ModelOpt's layout).  onnxruntime: also on their outputs, the
+# DQ -> Conv -> Q pattern ONNX Runtime's CPU optimiser turns into integer QLinearConv;
+# TensorRT accepts it too (it moves Q/DQ across ReLU/MaxPool) but it is not its layout.
+PLACEMENTS = ("tensorrt", "onnxruntime")
 DEFAULT_TARGET = "trt8"
 DEFAULT_METHOD = "entropy"
 DEFAULT_PERCENTILE = 99.99
@@ -94,6 +101,7 @@ class CalibrationConfig:
     target: str = DEFAULT_TARGET
     keep_float: tuple[str, ...] | None = None
     quantizer: str = "ort"
+    placement: str = "tensorrt"
     split: str | None = None                 # dataset split of the image source (datasets only)
     cache: bool | None = None                # TensorRT calibration cache; None: on unless target trt11
     cache_trt_version: str | None = None     # header version; None: CACHE_TRT_VERSION[target]
@@ -128,6 +136,11 @@ class CalibrationConfig:
         self.quantizer = str(self.quantizer).lower()
         if self.quantizer not in QUANTIZERS:
             raise CalibrationConfigError(f"--quantizer must be ort or modelopt, got {self.quantizer!r}")
+        self.placement = str(self.placement).lower()
+        if self.placement not in PLACEMENTS:
+            raise CalibrationConfigError(f"--placement must be tensorrt or onnxruntime, got {self.placement!r}")
+        if self.placement != "tensorrt" and self.quantizer != "ort":
+            raise CalibrationConfigError("--placement onnxruntime needs --quantizer ort")
         if self.keep_float is not None:
             self.keep_float = tuple(dict.fromkeys(str(k).strip() for k in self.keep_float if str(k).strip()))
         if self.accuracy not in ("auto", True, False):

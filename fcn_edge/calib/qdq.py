@@ -118,13 +118,60 @@ def _weight_source(model, dq, prod) -> tuple[str | None, np.ndarray | None, Any]
     return None, None, None
 
 
-def fix_qdq_graph(model) -> list[str]:
-    """Repair what TensorRT would refuse (see the module doc); returns one line per repair."""
+def fix_qdq_graph(model, protected: Sequence[str] = ()) -> list[str]:
+    """Repair what TensorRT would refuse (see the module doc); returns one line per repair.
+
+    ``protected`` (pre/post-processing node names) get float inputs back should a
+    quantizer have put Q/DQ in front of them.
+    """
     fixes: list[str] = []
     fixes += _fix_weight_quantization(model)
     fixes += _fix_activation_zero_points(model)
     fixes += _remove_output_qdq(model)
+    rewired = bypass_inputs(model, protected)
+    if rewired:
+        fixes.append(f"pre/post-processing reads float again: {', '.join(rewired)}")
     return fixes
+
+
+def bypass_inputs(model, nodes: Sequence[str]) -> list[str]:
+    """In place: inputs of ``nodes`` that come from ``DequantizeLinear(QuantizeLinear(x))`` read ``x`` again.
+
+    The Q/DQ pair stays for its other readers and is removed when it has none left.
+    Returns the names of the nodes that were rewired.
+    """
+    prod = producers(model)
+    wanted = set(nodes)
+    rewired = []
+    for node in model.graph.node:
+        if node.name not in wanted:
+            continue
+        for slot, name in enumerate(node.input):
+            dq = prod.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            q = prod.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear":
+                continue
+            node.input[slot] = q.input[0]
+            if node.name not in rewired:
+                rewired.append(node.name)
+    if rewired:
+        _drop_dangling_qdq(model)
+    return rewired
+
+
+def _drop_dangling_qdq(model) -> None:
+    outputs = {o.name for o in model.graph.output}
+    changed = True
+    while changed:
+        changed = False
+        users = consumers(model)
+        for node in list(model.graph.node):
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not users.get(node.output[0]) \
+                    and node.output[0] not in outputs:
+                model.graph.node.remove(node)
+                changed = True
 
 
 def _symmetric_per_channel(values: np.ndarray, axis: int) -> np.ndarray:

@@ -24,6 +24,7 @@ and :func:`fcn_edge.calib.qdq.check_qdq_graph` proves the rules hold.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import tempfile
 from pathlib import Path
@@ -55,13 +56,15 @@ def quantize_with_ranges(model_path: Path, output_path: Path, ranges: TensorRang
                          scratch: Path | None = None, option_overrides: dict | None = None) -> Path:
     """Write the Q/DQ graph of ``model_path`` to ``output_path`` (ranges reused, no new calibration).
 
-    ``option_overrides`` replaces entries of :func:`quantizer_options` (experiments and
-    benchmarks only, e.g. ONNX Runtime's own CPU-oriented placement); the result is then
-    not guaranteed to follow TensorRT's rules.
+    ``option_overrides`` replaces entries of :func:`quantizer_options` (``--placement
+    onnxruntime`` clears ``OpTypesToExcludeOutputQuantization``); the caller's checks
+    still apply to the result.
     """
     options = quantizer_options(op_types_in_graph)
     options.update(option_overrides or {})
     quant = require("onnxruntime.quantization", purpose="to quantize ONNX models")
+    if not _has_cache_argument(quant):
+        return _quantize_with_qdq_quantizer(quant, model_path, output_path, ranges, nodes_to_exclude, options)
     with tempfile.TemporaryDirectory(prefix="fcn-edge-quant-", dir=scratch) as tmp:
         cache = ranges.save_ort_cache(Path(tmp) / "ranges.json")
         with _quiet_stdout():
@@ -80,41 +83,43 @@ def quantize_with_ranges(model_path: Path, output_path: Path, ranges: TensorRang
     return output_path
 
 
-def bypass_qdq(model, nodes: Sequence[str]):
-    """A copy of a Q/DQ ``model`` where ``nodes`` read float tensors (their Q/DQ inputs skipped).
+def _has_cache_argument(quant) -> bool:
+    """``quantize_static(calibration_cache_path=...)`` exists from ONNX Runtime 1.26 (microsoft/onnxruntime#28221)."""
+    try:
+        return "calibration_cache_path" in inspect.signature(quant.quantize_static).parameters
+    except (TypeError, ValueError):
+        return False
 
-    "Keep this layer float" without re-running the quantizer: each input of those nodes
-    that comes from ``DequantizeLinear(QuantizeLinear(x))`` is rewired to ``x``; the
-    pair stays for its other readers and is dropped when it has none.  This is what the
-    per-layer sensitivity analysis evaluates, one layer at a time.
+
+def _quantize_with_qdq_quantizer(quant, model_path: Path, output_path: Path, ranges: TensorRanges,
+                                 nodes_to_exclude: Sequence[str], options: dict) -> Path:
+    """Older ONNX Runtime: the two calls ``quantize_static`` itself makes once it has ranges.
+
+    ``QDQQuantizer(model, per_channel, reduce_range, weight_type, activation_type,
+    tensors_range, nodes_to_quantize, nodes_to_exclude, op_types_to_quantize,
+    extra_options)``, ``quantize_model()``, ``model.save_model_to_file()``.
+    """
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+    model = load_model_with_shape_infer(Path(model_path))
+    with _quiet_stdout():
+        quantizer = quant.QDQQuantizer(model, True, False, quant.QuantType.QInt8, quant.QuantType.QInt8,
+                                       ranges.to_ort(), [], list(nodes_to_exclude), list(QUANTIZED_OP_TYPES), options)
+        quantizer.quantize_model()
+        quantizer.model.save_model_to_file(str(output_path), False)
+    return output_path
+
+
+def bypass_qdq(model, nodes: Sequence[str]):
+    """A copy of a Q/DQ ``model`` where ``nodes`` read float tensors (see :func:`fcn_edge.calib.qdq.bypass_inputs`).
+
+    "Keep this layer float" without re-running the quantizer: what the per-layer
+    sensitivity analysis evaluates, one layer at a time.
     """
     onnx = require("onnx", purpose="to edit ONNX graphs")
-    from fcn_edge.calib.graph import consumers, producers
+    from fcn_edge.calib.qdq import bypass_inputs
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    prod = producers(out)
-    wanted = set(nodes)
-    for node in out.graph.node:
-        if node.name not in wanted:
-            continue
-        for slot, name in enumerate(node.input):
-            dq = prod.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
-                continue
-            q = prod.get(dq.input[0])
-            if q is None or q.op_type != "QuantizeLinear":
-                continue
-            node.input[slot] = q.input[0]
-    users = consumers(out)
-    outputs = {o.name for o in out.graph.output}
-    changed = True
-    while changed:
-        changed = False
-        for node in list(out.graph.node):
-            if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not users.get(node.output[0]) \
-                    and node.output[0] not in outputs:
-                out.graph.node.remove(node)
-                users = consumers(out)
-                changed = True
+    bypass_inputs(out, nodes)
     return out

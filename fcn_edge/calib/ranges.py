@@ -175,7 +175,7 @@ def compute_ranges(model_path: Path, input_name: str, batches: Sequence[np.ndarr
                 feeder.set_range(start, start + chunk)
                 with _quiet_stdout():
                     calibrator.collect_data(feeder)
-        log.info("computing %s ranges of %s", method, "activations")
+        log.info("computing %s ranges", method)
         with _quiet_stdout():
             data = calibrator.compute_data()
         del calibrator

@@ -27,7 +27,7 @@ def test_int8_keeps_mean_iu_and_agreement_with_margin(default_calibration):
     assert acc.agreement >= 0.99, acc.lines()
     assert not acc.warnings and default_calibration.ok
     for key in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu"):
-        assert abs(acc.fp32[key] - acc.int8[key]) < 0.01, key
+        assert abs(acc.fp32[key] - acc.int8[key]) < 0.02, key   # no metric moves by 2 points either way
 
 
 def test_the_report_matches_an_independent_measurement(default_calibration, trained_onnx, synth_data):

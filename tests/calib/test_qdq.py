@@ -235,3 +235,68 @@ def test_unknown_keep_float_name_is_an_error_naming_the_layers(model_copy, synth
     with pytest.raises(FcnEdgeError, match="matches no layer.*score_fr"):
         calibrate_onnx(model_copy, synth_data, keep_float=("scor_fr",), num_images=4, accuracy=False,
                        show_progress=False)
+
+
+def test_older_onnxruntime_path_gives_the_same_graph(all_quantized, tmp_path, monkeypatch):
+    """Without quantize_static's calibration_cache_path (ONNX Runtime < 1.26) the QDQQuantizer path is taken."""
+    import json
+
+    from fcn_edge.calib import graph as G
+    from fcn_edge.calib import quantize as Q
+    from fcn_edge.calib.ranges import TensorRanges
+
+    doc = json.loads(all_quantized.ranges_json.read_text())
+    ranges = TensorRanges("entropy", {k: (v["min"], v["max"]) for k, v in doc["tensors"].items()}, {}, 0, 0)
+    model = onnx.load(str(all_quantized.source_onnx))
+    G.ensure_node_names(model)
+    model = onnx.shape_inference.infer_shapes(model)
+    prepared = tmp_path / "fp32.onnx"
+    onnx.save(model, str(prepared))
+    regions = G.find_regions(model)
+    kwargs = dict(nodes_to_exclude=regions.protected, op_types_in_graph=sorted({n.op_type for n in model.graph.node}))
+    Q.quantize_with_ranges(prepared, tmp_path / "new.onnx", ranges, **kwargs)
+    monkeypatch.setattr(Q, "_has_cache_argument", lambda quant: False)
+    Q.quantize_with_ranges(prepared, tmp_path / "old.onnx", ranges, **kwargs)
+    new, old = onnx.load(str(tmp_path / "new.onnx")), onnx.load(str(tmp_path / "old.onnx"))
+    assert [(n.op_type, list(n.input)) for n in new.graph.node] == [(n.op_type, list(n.input)) for n in old.graph.node]
+    assert {i.name: numpy_helper.to_array(i).tobytes() for i in new.graph.initializer} == \
+        {i.name: numpy_helper.to_array(i).tobytes() for i in old.graph.initializer}
+
+
+def test_onnxruntime_placement_runs_integer_convolutions(model_copy, synth_data, tmp_path):
+    """--placement onnxruntime: Q/DQ also after quantized ops, so ORT's CPU optimiser makes QLinearConv."""
+    import onnxruntime as ort
+
+    from fcn_edge.calib import calibrate_onnx
+
+    report = calibrate_onnx(model_copy, synth_data, tmp_path / "ort.int8.onnx", placement="onnxruntime",
+                            keep_float=(), num_images=12, eval_images=4, sensitivity=False, show_progress=False)
+    model = onnx.load(str(report.output))
+    assert check_qdq_graph(model, max_opset=17).ok
+    prod = producers(model)
+    # logits (a graph output, and what ArgMax/Softmax read) got Q/DQ from upscore8's output quantization:
+    # the fixer took it off again
+    assert prod["logits"].op_type == "ConvTranspose"
+    assert any("graph output logits" in f for f in report.fixes), report.fixes
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(report.output), sess_options=options, providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+    assert "QLinearConv" in ops
+    assert report.accuracy.agreement > 0.97
+
+
+def test_fixer_gives_pre_and_post_processing_float_inputs_back():
+    """A Q/DQ pair in front of a post-processing node (ArgMax) is bypassed and dropped."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("labels", onnx.TensorProto.INT64, [1, 4, 4])
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xdq"], name="dq"),
+             helper.make_node("ArgMax", ["xdq"], ["labels"], name="argmax", axis=1, keepdims=0)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    assert any(i.rule == "pre-post-float" for i in check_qdq_graph(model, max_opset=17, protected=["argmax"]).issues)
+    fixes = fix_qdq_graph(model, protected=["argmax"])
+    assert fixes == ["pre/post-processing reads float again: argmax"]
+    assert [n.op_type for n in model.graph.node] == ["ArgMax"] and model.graph.node[0].input[0] == "x"
