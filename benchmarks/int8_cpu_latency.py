@@ -24,7 +24,6 @@ Timings on the shared 2-core machine are noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
