@@ -284,7 +284,6 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
             onnx.save(qdq, str(tmp_out))
             _verify_runs(tmp_out, facts.input, batches[0], prepare)
         lap("write")
-        say(f"wrote {output_path}")
 
         # ---------------------------------------------------------------- 6. cache and ranges JSON
         cache_tensors = _cache_tensors(model, qdq, regions, excluded, ranges)
@@ -295,11 +294,27 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
             written_cache = write_cache(cache_path, {t: ranges.amax(t) for t in cache_tensors},
                                         trt_version=config.cache_version, method=config.method)
 
+        report = CalibrationReport(
+            output=output_path, source_onnx=source, cache=written_cache, ranges_json=json_path,
+            method=config.method, target=config.target, opset=G.default_opset(qdq), quantizer=config.quantizer,
+            images=len(calib_set), images_available=calib_set.available, images_skipped=calib_set.report.count,
+            images_sha256=calib_set.sha256, keep_float={k: [regions.layer_of(n) for n in v] for k, v in keep_by_item.items()},
+            excluded_nodes=excluded, quantized_nodes=summary.quantized_nodes,
+            activation_qdq=summary.activation_qdq, weight_qdq=summary.weight_qdq, placement=config.placement,
+            fixes=fixes + ([f"{folded} FP16-stored weights restored to FP32"] if folded else []),
+            warnings=warnings, seconds=timings)
+
+        def write_json() -> None:
+            atomic_write_text(json_path, json.dumps(_ranges_document(report, config, calib_set, ranges, cache_tensors,
+                                                                     summary, regions), indent=1) + "\n")
+
+        write_json()  # now, so an interrupted accuracy check leaves the ranges on disk; again with its figures
+        lap("write")
+
         # ---------------------------------------------------------------- 7. accuracy
-        accuracy = None
         if accuracy_on:
-            accuracy = _accuracy(source, output_path, qdq, regions, keep_nodes, calib_set, labelled, config,
-                                 show_progress, tmp)
+            report.accuracy = accuracy = _accuracy(source, output_path, qdq, regions, keep_nodes, calib_set, labelled,
+                                                   config, show_progress, tmp)
             for line in accuracy.warnings:
                 log.warning("WARNING: %s", line)
             if accuracy.warnings:
@@ -311,20 +326,8 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
                 elif not accuracy.sensitivity:
                     log.warning("WARNING: rerun with --sensitivity to find the layers whose quantization hurts most")
             lap("accuracy")
-
-        report = CalibrationReport(
-            output=output_path, source_onnx=source, cache=written_cache, ranges_json=json_path,
-            method=config.method, target=config.target, opset=G.default_opset(qdq), quantizer=config.quantizer,
-            images=len(calib_set), images_available=calib_set.available, images_skipped=calib_set.report.count,
-            images_sha256=calib_set.sha256, keep_float={k: [regions.layer_of(n) for n in v] for k, v in keep_by_item.items()},
-            excluded_nodes=excluded, quantized_nodes=summary.quantized_nodes,
-            activation_qdq=summary.activation_qdq, weight_qdq=summary.weight_qdq, placement=config.placement,
-            fixes=fixes + (
-                [f"{folded} FP16-stored weights restored to FP32"] if folded else []),
-            warnings=warnings, accuracy=accuracy, seconds=timings)
-        atomic_write_text(json_path, json.dumps(_ranges_document(report, config, calib_set, ranges, cache_tensors,
-                                                                 summary, regions), indent=1) + "\n")
-        lap("write")
+            write_json()
+            lap("write")
         report.seconds = timings
         return report
 
