@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     cal.add_argument("--placement", choices=("tensorrt", "onnxruntime"), default="tensorrt",
                      help="where Q/DQ go: tensorrt = inputs of quantized ops only (TensorRT's layout, default); "
                           "onnxruntime = also their outputs, which ONNX Runtime's CPU kernels need to run INT8 "
-                          "(QLinearConv; ~2.4x FP32 speed for full-size FCN-8s here, vs 0.8x with the tensorrt layout)")
+                          "(QLinearConv; ~2.5x FP32 speed for full-size FCN-8s here, vs 0.8x with the tensorrt layout)")
     cal.add_argument("--quantizer", choices=("ort", "modelopt"), default="ort",
                      help="ort: ONNX Runtime quantize_static (default); modelopt: NVIDIA ModelOpt when installed")
     out = p.add_argument_group("outputs")
