@@ -1,0 +1,274 @@
+"""The export facts and the ONNX ``metadata_props`` every later stage reads.
+
+Contract (DEVELOPING.md, "Contracts between stages"): an fcn-edge ONNX carries
+
+* ``fcn_edge.model``  -- :meth:`ModelInfo.to_json` (arch, classes, palette, preprocessing, ...)
+* ``fcn_edge.export`` -- :class:`ExportFacts` as JSON (I/O names, shapes, dtypes, dynamic
+  ranges, opset, geometry, precision, source checkpoint hash, fcn-edge version, and
+  ``calibration`` once ``fcn-edge calibrate`` has run)
+* plain keys anyone can read in Netron or ``onnx.load(...).metadata_props``:
+  ``fcn_edge.version``, ``fcn_edge.arch``, ``fcn_edge.num_classes``,
+  ``fcn_edge.class_names`` (JSON list), ``fcn_edge.palette`` (JSON list of RGB),
+  ``fcn_edge.geometry``, ``fcn_edge.io``, ``fcn_edge.input``, ``fcn_edge.outputs``,
+  ``fcn_edge.preprocessing``, ``fcn_edge.precision``, ``fcn_edge.source``.
+
+:func:`read_onnx_metadata` needs neither onnx nor torch (see :mod:`.protowire`), so the
+runtime and the engine builder can call it on a device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fcn_edge import __version__
+from fcn_edge.errors import ArtifactError
+from fcn_edge.export.protowire import OnnxHeader, WireError, read_header
+from fcn_edge.modelinfo import ModelInfo
+
+MODEL_KEY = "fcn_edge.model"
+EXPORT_KEY = "fcn_edge.export"
+KEY_PREFIX = "fcn_edge."
+FACTS_FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8-qdq")
+
+
+@dataclass
+class ExportFacts:
+    """How an ONNX file was exported: everything a later stage needs besides :class:`ModelInfo`.
+
+    The first block is the contract's minimum; the rest are additions later stages
+    may use.  Unknown keys found in a file are kept in ``extra`` and written back, so
+    an older fcn-edge does not drop what a newer one recorded.
+    """
+
+    io: str                                   # "frames" | "raw"
+    input: str                                # "frames" | "input"
+    outputs: list[str]                        # names in graph order
+    size: tuple[int, int]                     # (H, W) of the optimal / static shape
+    batch: int | None                         # static batch, None when batch is dynamic
+    dynamic: dict[str, list[int]] | None      # None, or {"batch"|"height"|"width": [min, opt, max]}
+    opset: int
+    geometry: str                             # "paper" | "aligned"
+    precision: str = "fp32"                   # "fp32" | "fp16" | "int8-qdq"
+    source_sha256: str | None = None          # of the checkpoint file exported
+    source_name: str | None = None            # its file name
+    fcn_edge_version: str = __version__
+    # --- additions
+    format_version: int = FACTS_FORMAT_VERSION
+    input_dtype: str = ""                     # "uint8" (frames) | "float32" (raw); "" -> from io
+    input_layout: str = ""                    # "NHWC" (frames) | "NCHW" (raw); "" -> from io
+    input_channel_order: str = "BGR"          # channel order of the input tensor
+    output_dtypes: dict[str, str] = field(default_factory=dict)   # name -> "uint8" | "int32" | "float16" | "float32"
+    confidence_scale: float | None = None     # probability = stored confidence * scale (1/255 for uint8)
+    weights_dtype: str = "float32"            # "float16" with --fp16-weights (Cast to float32 in the graph)
+    exporter: str = ""                        # e.g. "torch.onnx dynamo (torch 2.13.0)"
+    created_utc: str = ""
+    verification: dict[str, Any] | None = None  # figures of the ONNX Runtime vs PyTorch check, None if skipped
+    calibration: dict[str, Any] | None = None   # added by fcn-edge calibrate
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.size = (int(self.size[0]), int(self.size[1]))
+        self.outputs = list(self.outputs)
+        frames = self.io == "frames"
+        self.input_dtype = self.input_dtype or ("uint8" if frames else "float32")
+        self.input_layout = self.input_layout or ("NHWC" if frames else "NCHW")
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def is_dynamic(self) -> bool:
+        return bool(self.dynamic)
+
+    def input_shape(self) -> list[int | str]:
+        """The input's shape with ``"batch"``/``"height"``/``"width"`` for dynamic axes."""
+        dyn = self.dynamic or {}
+        n = "batch" if "batch" in dyn and _is_range(dyn["batch"]) else (self.batch or 1)
+        h = "height" if "height" in dyn and _is_range(dyn["height"]) else self.size[0]
+        w = "width" if "width" in dyn and _is_range(dyn["width"]) else self.size[1]
+        return [n, h, w, 3] if self.input_layout == "NHWC" else [n, 3, h, w]
+
+    def profile(self, which: str) -> tuple[int, int, int]:
+        """``(N, H, W)`` of the ``"min"``, ``"opt"`` or ``"max"`` shape (static axes repeat)."""
+        index = {"min": 0, "opt": 1, "max": 2}[which]
+        dyn = self.dynamic or {}
+        n = dyn["batch"][index] if "batch" in dyn else (self.batch or 1)
+        h = dyn["height"][index] if "height" in dyn else self.size[0]
+        w = dyn["width"][index] if "width" in dyn else self.size[1]
+        return int(n), int(h), int(w)
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        data["size"] = list(self.size)
+        data.update(self.extra)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExportFacts":
+        if not isinstance(data, dict):
+            raise ArtifactError("export facts are not a mapping")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        missing = [k for k in ("io", "input", "outputs", "size", "opset", "geometry") if k not in kwargs]
+        if missing:
+            raise ArtifactError(f"export facts lack {', '.join(missing)}")
+        version = kwargs.get("format_version", 1)
+        if not isinstance(version, int) or version > FACTS_FORMAT_VERSION:
+            raise ArtifactError(f"export facts have format version {version!r}; this fcn-edge ({__version__}) "
+                                f"reads up to {FACTS_FORMAT_VERSION}: upgrade fcn-edge")
+        kwargs.setdefault("batch", None)
+        kwargs.setdefault("dynamic", None)
+        try:
+            return cls(**kwargs, extra=extra)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ArtifactError(f"invalid export facts: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> "ExportFacts":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"export facts are not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "ExportFacts":
+        return dataclasses.replace(self, **changes)
+
+
+def _is_range(values: list[int]) -> bool:
+    return len(set(values)) > 1
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------- writing
+def metadata_entries(info: ModelInfo, facts: ExportFacts) -> dict[str, str]:
+    """Every ``fcn_edge.*`` key/value to store in ``metadata_props`` (insertion-ordered)."""
+    pre = info.preprocessing
+    dims = ",".join(str(d) for d in facts.input_shape())
+    in_desc = f"{facts.input} {facts.input_dtype} [{dims}] {facts.input_layout}"
+    if facts.io == "frames":
+        in_desc += f", {facts.input_channel_order} frames, 0-255"
+    else:
+        in_desc += f", {pre.model_channel_order}, normalised"
+    out_desc = []
+    for name in facts.outputs:
+        dtype = facts.output_dtypes.get(name, "?")
+        text = f"{name} {dtype}"
+        if name == "confidence" and facts.confidence_scale not in (None, 1.0):
+            text += f" (probability = value * {facts.confidence_scale:.8g})"
+        out_desc.append(text)
+    swap = f"{facts.input_channel_order} -> {pre.model_channel_order}, " if facts.io == "frames" and \
+        facts.input_channel_order != pre.model_channel_order else ""
+    return {
+        MODEL_KEY: info.to_json(),
+        EXPORT_KEY: facts.to_json(),
+        "fcn_edge.version": facts.fcn_edge_version,
+        "fcn_edge.arch": info.arch,
+        "fcn_edge.num_classes": str(info.num_classes),
+        "fcn_edge.class_names": json.dumps(info.class_names),
+        "fcn_edge.palette": json.dumps([list(c) for c in info.palette]),
+        "fcn_edge.geometry": facts.geometry,
+        "fcn_edge.io": facts.io,
+        "fcn_edge.input": in_desc,
+        "fcn_edge.outputs": "; ".join(out_desc),
+        "fcn_edge.preprocessing": (f"{swap}(pixel * {pre.scale:.8g} - mean {list(pre.mean)}) / std {list(pre.std)}"
+                                   + (" (done in the graph)" if facts.io == "frames" else " (done by the caller)")),
+        "fcn_edge.precision": facts.precision,
+        "fcn_edge.source": f"{facts.source_name or '?'} sha256:{facts.source_sha256 or '?'}",
+    }
+
+
+def apply_metadata(model, info: ModelInfo, facts: ExportFacts) -> None:
+    """Replace the ``fcn_edge.*`` entries of an ``onnx.ModelProto`` (others are kept)."""
+    kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(KEY_PREFIX)]
+    del model.metadata_props[:]
+    for key, value in kept + list(metadata_entries(info, facts).items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "fcn-edge"
+    model.producer_version = facts.fcn_edge_version
+    model.doc_string = (f"fcn-edge {info.arch} ({info.num_classes} classes, {facts.geometry} geometry): "
+                        f"{facts.input} -> {', '.join(facts.outputs)}")
+
+
+# ---------------------------------------------------------------------------- reading
+def read_onnx_header(path: str | os.PathLike) -> OnnxHeader:
+    """The header of an ONNX file (no weights loaded) or a one-sentence :class:`ArtifactError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"ONNX file {path} does not exist")
+    if path.is_dir():
+        raise ArtifactError(f"{path} is a folder, not an ONNX file")
+    try:
+        header = read_header(path)
+    except (WireError, IndexError):
+        raise ArtifactError(f"{path} is not an ONNX model{_what_it_is(path)}") from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not header.has_graph or header.ir_version is None:
+        raise ArtifactError(f"{path} is not an ONNX model{_what_it_is(path)}")
+    return header
+
+
+def _what_it_is(path: Path) -> str:
+    """The end of the 'not an ONNX model' sentence: what the file seems to be and what to do."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError:
+        magic = b""
+    if magic.startswith(b"PK"):
+        return f" but a PyTorch checkpoint (zip); export it first: fcn-edge export {path}"
+    if magic.startswith(b"\x80"):
+        return f" but a pickle (old-style PyTorch file?); export it first: fcn-edge export {path}"
+    if len(magic) == 0:
+        return " (it is empty)"
+    return " (it is corrupt, truncated or another format); give the .onnx written by fcn-edge export"
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> tuple[ModelInfo, ExportFacts]:
+    """``(ModelInfo, ExportFacts)`` of an fcn-edge ONNX, read without loading its weights.
+
+    Raises :class:`ArtifactError` with what to do when the file is missing, not ONNX,
+    an ONNX that fcn-edge did not write (with a hint when it looks like a plain FCN),
+    or carries metadata this version cannot read.
+    """
+    path = Path(path)
+    header = read_onnx_header(path)
+    meta = header.metadata
+    if MODEL_KEY not in meta or EXPORT_KEY not in meta:
+        raise ArtifactError(f"{path} is not an fcn-edge ONNX (no {MODEL_KEY} metadata){_foreign_hint(header)}")
+    try:
+        info = ModelInfo.from_json(meta[MODEL_KEY])
+        facts = ExportFacts.from_json(meta[EXPORT_KEY])
+    except ArtifactError as exc:
+        raise ArtifactError(f"{path}: {exc}; re-export it with fcn-edge export") from None
+    return info, facts
+
+
+def _foreign_hint(header: OnnxHeader) -> str:
+    ins, outs = header.inputs, header.outputs
+    if (len(ins) == 1 and outs and ins[0].shape and len(ins[0].shape) == 4 and ins[0].shape[1] == 3
+            and outs[0].shape and len(outs[0].shape) == 4):
+        return (f": it looks like a plain segmentation network (input '{ins[0].name}' {ins[0].dtype} "
+                f"{_dims(ins[0].shape)} -> '{outs[0].name}' {_dims(outs[0].shape)}, "
+                f"producer {header.producer_name or 'unknown'}) without class names or preprocessing; "
+                "export its PyTorch weights with `fcn-edge export WEIGHTS.pt` (a bare state_dict of the FCN port works)")
+    return "; run fcn-edge export first to make one from a checkpoint"
+
+
+def _dims(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"

@@ -1,0 +1,249 @@
+"""TensorRT backend for ``.engine``/``.plan`` files: name-based I/O, two buffer sets, three streams.
+
+One code path for TensorRT 8.5 through 11: ``num_io_tensors``,
+``get_tensor_name/mode/dtype/shape``, ``get_tensor_profile_shape``, ``set_input_shape``,
+``set_tensor_address`` and ``execute_async_v3`` (binding indices, ``execute_async_v2``
+and implicit batch are gone since 10.0).
+
+How a batch flows (``submit``): the frames are copied into the page-locked input buffer
+of the next free buffer set, uploaded on the *copy-in* stream, computed on the
+*compute* stream once the upload's event has fired, and downloaded on the *copy-out*
+stream once the compute event has fired.  With two buffer sets the upload of frame N+1
+runs while frame N computes, and frame N's download while N+1 computes; the host is
+blocked only when it collects a result (``PendingInference.result``).  GPU time of each
+stage is measured with CUDA events.  Output dtypes are whatever the engine says
+(ArgMax is int32 on 8.x, int64 on 10.x unless the graph casts it to uint8) and are
+normalised to uint8 labels on the host.
+
+All buffer arithmetic lives in :mod:`fcn_edge.runtime.trt_buffers` and all CUDA calls
+in :mod:`fcn_edge.runtime.cuda_memory`; this module only talks to TensorRT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fcn_edge.errors import ArtifactError, FcnEdgeError
+from fcn_edge.fileio import require_file
+from fcn_edge.lazy import require
+from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.runtime.base import InferenceResult, PendingInference, Runner, build_result
+from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, open_cuda
+from fcn_edge.runtime.metadata import default_info
+from fcn_edge.runtime.sidecar import check_compatibility, read_sidecar, sidecar_facts
+from fcn_edge.runtime.trt_buffers import (BufferPlan, BufferRing, EngineTensor, check_input_shape,
+                                          engine_io_spec, numpy_dtype)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _BufferSet:
+    device: dict[str, DeviceBuffer]
+    host: dict[str, np.ndarray]
+    events: dict[str, Event] = field(default_factory=dict)
+    output_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    submitted_at: float = 0.0
+
+
+def describe_engine_tensors(trt: Any, engine: Any, profile: int = 0) -> list[EngineTensor]:
+    """The engine's I/O tensors through the name-based API."""
+    tensors = []
+    for index in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(index)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        dtype = numpy_dtype(engine.get_tensor_dtype(name))
+        shape = tuple(int(d) for d in engine.get_tensor_shape(name))
+        prof = None
+        if is_input and any(d < 0 for d in shape):
+            lo, opt, hi = engine.get_tensor_profile_shape(name, profile)
+            prof = (tuple(int(d) for d in lo), tuple(int(d) for d in opt), tuple(int(d) for d in hi))
+        tensors.append(EngineTensor(name, is_input, dtype, shape, prof))
+    return tensors
+
+
+class TensorRTRunner(Runner):
+    """Runs a serialised TensorRT engine; see the module docstring for the data flow."""
+
+    backend = "tensorrt"
+
+    def __init__(self, model_path: str | os.PathLike, *, cuda: str = "auto", device_id: int = 0,
+                 buffer_sets: int = 2, check_sidecar: bool = True, info: ModelInfo | None = None,
+                 profile: int = 0, confidence: bool = False) -> None:
+        super().__init__()
+        try:
+            self._open(model_path, cuda, device_id, buffer_sets, check_sidecar, info, profile, confidence)
+        except BaseException:
+            self._closed = True
+            self._close()
+            raise
+
+    def _open(self, model_path: str | os.PathLike, cuda: str, device_id: int, buffer_sets: int, check_sidecar: bool,
+              info: ModelInfo | None, profile: int, confidence: bool) -> None:
+        self.trt = require("tensorrt", purpose="to run TensorRT engines")
+        path = require_file(model_path, "TensorRT engine", ArtifactError)
+        self.model_path = str(path)
+        self._want_confidence = confidence
+        self.cuda: CudaMemory = open_cuda(cuda, device_id)
+        gpu, cc = self.cuda.device_name(), self.cuda.compute_capability()
+
+        sidecar = read_sidecar(path)
+        facts = sidecar_facts(sidecar) if sidecar else None
+        if facts is not None and check_sidecar:
+            for warning in check_compatibility(facts, path, tensorrt_version=self.trt.__version__,
+                                               gpu_name=gpu, compute_capability=cc):
+                log.warning("%s", warning)
+
+        self._logger = self.trt.Logger(self.trt.Logger.WARNING)
+        self._runtime = self.trt.Runtime(self._logger)
+        data = path.read_bytes()
+        self.engine = self._runtime.deserialize_cuda_engine(data)
+        if self.engine is None:
+            built = f" (built with TensorRT {facts.tensorrt_version})" if facts and facts.tensorrt_version else ""
+            raise ArtifactError(f"TensorRT {self.trt.__version__} cannot load the engine {path}{built} on {gpu} "
+                                f"(sm_{cc[0]}{cc[1]}): it was built for another TensorRT version or GPU, or is "
+                                "corrupt; rebuild it here with fcn-edge build-engine")
+        self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise FcnEdgeError(f"TensorRT could not create an execution context for {path} (out of GPU memory?)")
+        if profile:
+            self._profile_stream = self.cuda.stream()
+            self.context.set_optimization_profile_async(profile, self._profile_stream.handle)
+            self._profile_stream.synchronize()
+
+        self.tensors = describe_engine_tensors(self.trt, self.engine, profile)
+        model_info = info or (facts.model if facts else None)
+        self.info = model_info or default_info(None, path)
+        self.io = engine_io_spec(self.tensors, self.info.input_size)
+        self._input = next(t for t in self.tensors if t.is_input)
+
+        # Output sizes at the largest accepted input shape: allocate once, never while streaming.
+        if self._input.is_dynamic:
+            self._set_shape(self._input.max_shape)
+        self.plan = BufferPlan(self.tensors, {t.name: tuple(self.context.get_tensor_shape(t.name))
+                                              for t in self.tensors if not t.is_input})
+        self.max_in_flight = int(buffer_sets)
+        self.ring = BufferRing(buffer_sets)
+        self._copy_in = self.cuda.stream()
+        self._compute = self.cuda.stream()
+        self._copy_out = self.cuda.stream()
+        self._sets = [self._allocate_set() for _ in range(buffer_sets)]
+        self._current_shape: tuple[int, ...] | None = None
+        log.info("TensorRT %s engine %s on %s via %s: %d buffer sets, %.1f MiB each", self.trt.__version__,
+                 path.name, gpu, self.cuda.name, buffer_sets, self.plan.total_bytes() / 2**20)
+
+    # ------------------------------------------------------------------ buffers
+    def _allocate_set(self) -> _BufferSet:
+        device = {name: self.cuda.malloc(size) for name, size in self.plan.sizes.items()}
+        host = {name: self.cuda.pinned_empty(size, np.uint8) for name, size in self.plan.sizes.items()}
+        events = {key: self.cuda.event() for key in
+                  ("start", "uploaded", "compute_start", "computed", "download_start", "downloaded")}
+        return _BufferSet(device, host, events)
+
+    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        if not self.context.set_input_shape(self._input.name, tuple(int(d) for d in shape)):
+            raise FcnEdgeError(f"TensorRT rejected input shape {tuple(shape)} for {self._input.name!r}")
+
+    # ------------------------------------------------------------------- running
+    def submit(self, batch: Any) -> PendingInference:
+        self._check_open()
+        prepared = self.prepare_input(batch)
+        shape = check_input_shape(self._input, prepared.shape)
+        self.cuda.make_current()
+        index = self.ring.acquire()
+        buffers = self._sets[index]
+        events = buffers.events
+        buffers.submitted_at = time.perf_counter()
+        try:
+            staged = self.plan.host_view(buffers.host[self._input.name], self._input.name, shape)
+            np.copyto(staged, prepared, casting="same_kind")
+
+            events["start"].record(self._copy_in)
+            self.cuda.copy_htod_async(buffers.device[self._input.name], staged, self._copy_in)
+            events["uploaded"].record(self._copy_in)
+
+            self._compute.wait_event(events["uploaded"])
+            events["compute_start"].record(self._compute)  # after the wait: measures compute only
+            if self._input.is_dynamic and shape != self._current_shape:
+                self._set_shape(shape)
+                self._current_shape = shape
+            for name, buffer in buffers.device.items():
+                self.context.set_tensor_address(name, buffer.ptr)
+            buffers.output_shapes = {t.name: tuple(int(d) for d in self.context.get_tensor_shape(t.name))
+                                     for t in self.plan.outputs}
+            if not self.context.execute_async_v3(self._compute.handle):
+                raise FcnEdgeError(f"TensorRT failed to enqueue {self.model_path} (see the TensorRT log above)")
+            events["computed"].record(self._compute)
+
+            self._copy_out.wait_event(events["computed"])
+            events["download_start"].record(self._copy_out)
+            for name, out_shape in buffers.output_shapes.items():
+                view = self.plan.host_view(buffers.host[name], name, out_shape)
+                self.cuda.copy_dtoh_async(view, buffers.device[name], self._copy_out)
+            events["downloaded"].record(self._copy_out)
+        except BaseException:
+            self._compute.synchronize()
+            self._copy_out.synchronize()
+            self.ring.release(index)
+            raise
+        return PendingInference(lambda: self._collect(index))
+
+    def _collect(self, index: int) -> InferenceResult:
+        buffers = self._sets[index]
+        events = buffers.events
+        try:
+            self.cuda.make_current()
+            events["downloaded"].synchronize()
+            outputs = {name: self.plan.host_view(buffers.host[name], name, shape).copy()
+                       for name, shape in buffers.output_shapes.items()}
+            timings = {
+                "h2d": events["uploaded"].elapsed_ms(events["start"]),
+                "compute": events["computed"].elapsed_ms(events["compute_start"]),
+                "d2h": events["downloaded"].elapsed_ms(events["download_start"]),
+                "infer": (time.perf_counter() - buffers.submitted_at) * 1000.0,
+            }
+        finally:
+            self.ring.release(index)
+        return build_result(outputs, self.io, self.info, timings, want_confidence=self._want_confidence)
+
+    def _run(self, batch: np.ndarray) -> InferenceResult:  # pragma: no cover - submit() is overridden
+        return self.submit(batch).result()
+
+    def _close(self) -> None:
+        cuda = getattr(self, "cuda", None)
+        if cuda is None:
+            return
+        streams = [getattr(self, name, None) for name in ("_copy_in", "_compute", "_copy_out", "_profile_stream")]
+        streams = [stream for stream in streams if stream is not None]
+        try:
+            cuda.make_current()
+            for stream in streams:
+                stream.synchronize()
+        except Exception:  # noqa: BLE001 - closing must not raise over the original error
+            pass
+        for buffers in getattr(self, "_sets", []):
+            for buffer in buffers.device.values():
+                buffer.free()
+            for event in buffers.events.values():
+                event.close()
+        for stream in streams:
+            stream.close()
+        self._sets = []
+        self.context = None
+        self.engine = None
+        cuda.close()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"tensorrt": self.trt.__version__, "cuda_binding": self.cuda.name, "gpu": self.cuda.device_name(),
+                "buffer_sets": self.ring.sets, "buffer_bytes": self.plan.total_bytes(self.ring.sets)}
+
+
+def open_tensorrt(model_path: str | os.PathLike, **options: Any) -> TensorRTRunner:
+    """Loader + runner for ``.engine``/``.plan`` (see :class:`TensorRTRunner` for the options)."""
+    return TensorRTRunner(model_path, **options)

@@ -1,0 +1,173 @@
+"""fcn-edge run MODEL --source SRC [--sink SINK ...]: live segmentation of a camera, stream or file.
+
+Examples:
+
+    fcn-edge run model.fp16.engine --source csi://0 --width 1280 --height 720 --sink display
+    fcn-edge run model.onnx --source rtsp://cam/stream --sink none --stats-interval 5
+    fcn-edge run model.onnx --source video.mp4 --sink out.mp4 --stats-json stats.json
+
+SIGINT (Ctrl-C) or SIGTERM stops cleanly: the video is finalised and playable, the
+stats are printed and written; a second Ctrl-C aborts.  Exit status 0 for a run that
+ended (source finished, signal, --max-frames, window closed); non-zero when the model or
+source cannot be opened or a live source is lost beyond --reconnect attempts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+log = logging.getLogger("fcn_edge.run")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _attempts(text: str) -> int | None:
+    if text.lower() in ("inf", "infinite", "forever", "-1"):
+        return None
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, or 'inf'")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run", help="segment a camera, stream, video or images in real time",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="model: .onnx (ONNX Runtime), .engine/.plan (TensorRT), .pt (PyTorch)")
+    p.add_argument("--source", "-s", required=True,
+                   help="0 | /dev/videoN | v4l2:///dev/videoN | csi://N | rtsp://... | http(s)://... | "
+                        "gst:PIPELINE | video file | image | folder | glob")
+    p.add_argument("--sink", "-o", action="append", default=None,
+                   help="display | none | out.mp4 (.avi .mkv .mov .webm) | FOLDER/ | labels:FOLDER; repeatable "
+                        "(default: none)")
+    g = p.add_argument_group("model")
+    g.add_argument("--backend", help="force a backend instead of choosing by suffix")
+    g.add_argument("--size", help="network input HxW for models that accept several sizes")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (PyTorch device; GPU index for ONNX Runtime/TensorRT)")
+    g.add_argument("--provider", help="ONNX Runtime execution providers, e.g. cuda or tensorrt,cuda (default cpu)")
+    g.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads / PyTorch threads")
+    g.add_argument("--inter-op-threads", type=int, help="ONNX Runtime inter-op threads")
+    g.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default="auto",
+                   help="CUDA binding for TensorRT engines (default: cuda-python if installed, else pycuda)")
+    g.add_argument("--no-sidecar-check", action="store_true", help="skip the engine sidecar's TensorRT/GPU check")
+    g.add_argument("--warmup", type=int, default=1, help="warm-up inferences before the stream starts (default 1)")
+    g = p.add_argument_group("source")
+    g.add_argument("--width", type=int, help="camera width request (or output width with --resize-input)")
+    g.add_argument("--height", type=int, help="camera height request")
+    g.add_argument("--fps", type=_positive_float, help="camera frame-rate request; pace for --realtime files")
+    g.add_argument("--resize-input", action="store_true", help="resize every source frame to --width x --height")
+    g.add_argument("--flip", choices=("h", "v", "both"), help="flip frames horizontally, vertically or both")
+    g.add_argument("--rotate", type=int, choices=(0, 90, 180, 270), default=0, help="rotate frames clockwise")
+    g.add_argument("--loop", action="store_true", help="replay files and image sets forever")
+    policy = g.add_mutually_exclusive_group()
+    policy.add_argument("--every-frame", action="store_true",
+                        help="process every frame even from a live source (may lag)")
+    policy.add_argument("--realtime", action="store_true",
+                        help="read files at their frame rate and keep only the latest frame, like a camera")
+    g.add_argument("--stall-timeout", type=_positive_float, default=5.0,
+                   help="seconds without a frame before a live source counts as stalled (default 5)")
+    g.add_argument("--reconnect", type=_attempts, default=10,
+                   help="reconnect attempts per loss of a live source, or 'inf' (default 10)")
+    g.add_argument("--reconnect-delay", type=_positive_float, default=0.5,
+                   help="first reconnect delay in seconds, doubled each attempt up to 10 s (default 0.5)")
+    g = p.add_argument_group("output")
+    g.add_argument("--view", choices=("overlay", "mask", "side-by-side", "frame"), default="overlay",
+                   help="what windows, videos and image folders show (default overlay)")
+    g.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0-1 (default 0.5)")
+    g.add_argument("--legend", action="store_true", help="draw the names of the classes in view")
+    g.add_argument("--no-text", action="store_true", help="do not draw FPS/latency")
+    g.add_argument("--codec", help="FOURCC for video sinks (default by extension)")
+    g.add_argument("--output-fps", type=_positive_float, help="frame rate written to video sinks (default: the source's)")
+    g = p.add_argument_group("run")
+    g.add_argument("--max-frames", type=int, help="stop after this many frames")
+    g.add_argument("--stats-interval", type=_positive_float, help="print a stats line every N seconds")
+    g.add_argument("--stats-json", help="write the run's statistics to this JSON file")
+    p.set_defaults(func=main)
+
+
+def backend_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Translate the command's flags into the chosen backend's options."""
+    device = args.device or "cpu"
+    gpu_index = int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
+    options: dict[str, Any] = {}
+    if backend == "onnxruntime":
+        providers = args.provider or ("cuda" if device.startswith("cuda") else None)
+        options.update(providers=providers, device_id=gpu_index, intra_op_threads=args.threads,
+                       inter_op_threads=args.inter_op_threads, allow_spinning=False)
+    elif backend == "torch":
+        options.update(device=device, threads=args.threads)
+    elif backend == "tensorrt":
+        options.update(cuda=args.cuda, device_id=gpu_index, check_sidecar=not args.no_sidecar_check)
+    return options
+
+
+def main(args: argparse.Namespace) -> int:
+    from fcn_edge.errors import FcnEdgeError, SourceError
+    from fcn_edge.fileio import atomic_write_text, check_writable_destination
+    from fcn_edge.modelinfo import parse_size
+    from fcn_edge.runtime import open_runner, resolve_backend
+    from fcn_edge.stream import (ReconnectPolicy, RunConfig, SourceOptions, StreamRunner, ViewOptions, parse_sink,
+                                 parse_source)
+
+    try:
+        size = parse_size(args.size) if args.size else None
+    except ValueError as exc:
+        raise FcnEdgeError(str(exc)) from None
+    if args.max_frames is not None and args.max_frames < 1:
+        raise FcnEdgeError("--max-frames must be at least 1")
+    if args.stats_json:
+        check_writable_destination(args.stats_json)
+    spec = parse_source(args.source)
+    source_options = SourceOptions(width=args.width, height=args.height, fps=args.fps, flip=args.flip,
+                                   rotate=args.rotate, loop=args.loop, resize=args.resize_input,
+                                   read_timeout=args.stall_timeout)
+    sinks = [parse_sink(s, fps=args.output_fps, codec=args.codec) for s in (args.sink or ["none"])]
+    config = RunConfig(
+        size=size, every_frame=True if args.every_frame else None, realtime=args.realtime,
+        max_frames=args.max_frames, stats_interval=args.stats_interval, warmup=max(0, args.warmup),
+        reconnect=ReconnectPolicy(max_attempts=args.reconnect, initial_delay=args.reconnect_delay,
+                                  stall_timeout=args.stall_timeout),
+        view=ViewOptions(mode=args.view, alpha=args.alpha, legend=args.legend, text=not args.no_text))
+
+    backend = resolve_backend(args.model, args.backend).name
+    runner = open_runner(args.model, backend=args.backend, **backend_options(backend, args))
+    stream = StreamRunner(runner, spec, source_options=source_options, config=config, sinks=sinks)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if stream.stopping:  # second signal: give up on a clean stop
+            raise KeyboardInterrupt
+        log.warning("%s received: stopping (finishing outputs; press Ctrl-C again to abort)", name)
+        stream.stop("signal")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    failure: FcnEdgeError | None = None
+    try:
+        stream.run()
+    except SourceError as exc:  # a live source lost for good: outputs are finalised, stats still written
+        failure = exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        runner.close()
+        stats = stream.stats
+        if args.stats_json and stats.started_at is not None:
+            atomic_write_text(args.stats_json, json.dumps(stats.to_dict(), indent=2) + "\n")
+    if stats.started_at is not None:
+        for line in stats.summary_lines():
+            print(line, file=sys.stdout)
+        sys.stdout.flush()
+    if failure is not None:
+        raise failure
+    return 0

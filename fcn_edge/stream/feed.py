@@ -1,0 +1,327 @@
+"""A source on its own capture thread, with a frame policy, reconnects and a stall watchdog.
+
+Policies:
+
+``latest``
+    For live cameras.  The capture thread keeps only the newest frame; if inference has
+    not taken the previous one yet, that one is *dropped* (counted).  Inference always
+    works on the freshest image, so the runner never builds up lag behind the camera.
+``every``
+    For files and image sets.  Frames wait in a small bounded queue; the capture thread
+    blocks when it is full, so every frame is processed, in order, and memory stays flat.
+
+Live sources that fail (read error, end of stream) or stall (no frame for
+``stall_timeout`` seconds, even if the read call never returns) are reopened with
+exponential backoff, ``max_attempts`` times per loss (``None``: forever); each event is
+logged and passed to ``on_event``.  Files that end finish the feed cleanly.  The first
+open happens in :meth:`FrameFeed.start`, in the caller's thread, so a wrong device or
+URL fails immediately with one sentence rather than after retries.
+
+The feed exposes ``get(timeout)``, ``has_frame()`` and ``ended`` so a consumer can
+multiplex several feeds (one runner batching several cameras).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from fcn_edge.errors import SourceError
+from fcn_edge.stream.frames import Frame, StreamEvent, now
+from fcn_edge.stream.sources import Source
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("latest", "every")
+
+
+@dataclass
+class ReconnectPolicy:
+    """How a lost live source is reopened.  ``max_attempts=None`` retries forever; 0 never."""
+
+    max_attempts: int | None = 10
+    initial_delay: float = 0.5
+    max_delay: float = 10.0
+    factor: float = 2.0
+    stall_timeout: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (1-based)."""
+        return min(self.max_delay, self.initial_delay * self.factor ** max(0, attempt - 1))
+
+    def exhausted(self, attempts: int) -> bool:
+        return self.max_attempts is not None and attempts >= self.max_attempts
+
+
+class FrameFeed:
+    """Runs ``source_factory()`` sources on a capture thread and hands frames out by policy."""
+
+    def __init__(self, source_factory: Callable[[], Source], *, policy: str, live: bool,
+                 reconnect: ReconnectPolicy | None = None, queue_size: int = 4,
+                 prepare: Callable[[Frame], None] | None = None,
+                 on_event: Callable[[StreamEvent], None] | None = None,
+                 realtime: bool = False, pace_fps: float | None = None, max_frames: int | None = None,
+                 name: str = "source", source_id: int = 0) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        self._factory = source_factory
+        self.policy = policy
+        self.live = live
+        self.reconnect = reconnect or ReconnectPolicy()
+        self._prepare = prepare
+        self._on_event = on_event
+        self.realtime = realtime
+        self.pace_fps = pace_fps
+        self.max_frames = max_frames
+        self.name = name
+        self.source_id = source_id
+
+        self._cond = threading.Condition()
+        self._slot: Frame | None = None
+        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=max(1, queue_size))
+        self._stop = threading.Event()
+        self._finished = False  # no more frames will be produced
+        self._generation = 0
+        self._reading_since: float | None = None
+        self._source: Source | None = None
+        self._thread: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+
+        self.captured = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.stalls = 0
+        self.failed_attempts = 0
+        self.end_reason: str | None = None
+        self.error: Exception | None = None
+        self.events: deque[StreamEvent] = deque(maxlen=200)
+        self.source_info: dict = {}
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "FrameFeed":
+        source = self._factory()
+        source.open()  # SourceError goes straight to the caller
+        self._source = source
+        self.source_info = source.describe()
+        if self.realtime and not self.pace_fps:  # a file read as if it were a camera: at its own rate
+            self.pace_fps = source.fps or 25.0
+        self._event("opened", f"opened {source.name}", data={k: v for k, v in self.source_info.items() if v is not None})
+        self._spawn(source)
+        if self.live:
+            self._watchdog = threading.Thread(target=self._watch, name=f"fcn-edge-watchdog-{self.source_id}", daemon=True)
+            self._watchdog.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop capturing; safe from any thread, idempotent."""
+        self._stop.set()
+        source = self._source
+        if source is not None:
+            source.interrupt()
+        with self._cond:
+            self._cond.notify_all()
+
+    def join(self, timeout: float = 5.0) -> None:
+        for thread in (self._thread, self._watchdog):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+
+    # --------------------------------------------------------------- consuming
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The next frame by policy, or ``None`` when none came within ``timeout`` (or the feed ended)."""
+        if self.policy == "latest":
+            with self._cond:
+                if self._slot is None and not self._finished:
+                    self._cond.wait_for(lambda: self._slot is not None or self._finished or self._stop.is_set(),
+                                        timeout=timeout)
+                frame, self._slot = self._slot, None
+                return frame
+        try:
+            return self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def has_frame(self) -> bool:
+        if self.policy == "latest":
+            return self._slot is not None
+        return not self._queue.empty()
+
+    @property
+    def ended(self) -> bool:
+        """True once the source is done (end of file, given up, stopped) and every frame was taken."""
+        return self._finished and not self.has_frame()
+
+    # ---------------------------------------------------------------- internals
+    def _spawn(self, source: Source | None) -> None:
+        generation = self._generation
+        self._thread = threading.Thread(target=self._capture, args=(generation, source),
+                                        name=f"fcn-edge-capture-{self.source_id}", daemon=True)
+        self._thread.start()
+
+    def _event(self, kind: str, message: str, level: int = logging.INFO, data: dict | None = None) -> None:
+        event = StreamEvent(kind, message, self.name, self.source_id, data=data or {})
+        self.events.append(event)
+        log.log(level, "%s: %s", self.name, message)
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # noqa: BLE001 - a user callback must not kill the capture thread
+                log.exception("event callback failed")
+
+    def _finish(self, reason: str, error: Exception | None = None) -> None:
+        with self._cond:
+            if not self._finished:
+                self._finished = True
+                self.end_reason = reason
+                self.error = error
+            self._cond.notify_all()
+
+    def _publish(self, frame: Frame, generation: int) -> bool:
+        """Hand a frame to the consumer; False when the feed is stopping or this worker was replaced."""
+        frame.index = self.captured  # numbered by the feed: continuous across reconnects, gaps = drops
+        if self._prepare is not None:
+            self._prepare(frame)
+        self.captured += 1
+        if self.policy == "latest":
+            with self._cond:
+                if generation != self._generation:
+                    return False
+                if self._slot is not None:
+                    self.dropped += 1
+                self._slot = frame
+                self._cond.notify_all()
+            return True
+        while not self._stop.is_set() and generation == self._generation:
+            try:
+                self._queue.put(frame, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _sleep(self, seconds: float) -> bool:
+        """Interruptible sleep; False when the feed is stopping."""
+        return not self._stop.wait(seconds)
+
+    def _capture(self, generation: int, source: Source | None) -> None:
+        attempts = 0
+        next_due = None
+        try:
+            while not self._stop.is_set() and generation == self._generation:
+                if source is None:
+                    attempts += 1
+                    if not self._sleep(self.reconnect.delay(attempts)):
+                        break
+                    try:
+                        source = self._factory()
+                        source.open()
+                    except SourceError as exc:
+                        source = None
+                        self.failed_attempts += 1
+                        if self.reconnect.exhausted(attempts):
+                            self._event("gave-up", f"giving up after {attempts} reconnect attempt(s): {exc}",
+                                        logging.ERROR)
+                            self._finish("source-lost", SourceError(
+                                f"{self.name} was lost and {attempts} reconnect attempt(s) failed: {exc}"))
+                            return
+                        self._event("reconnecting", f"reconnect attempt {attempts} failed ({exc}); "
+                                    f"next in {self.reconnect.delay(attempts + 1):.1f} s", logging.WARNING)
+                        continue
+                    if generation != self._generation:
+                        source.close()
+                        return
+                    self._source = source
+                    self.reconnects += 1
+                    self._event("reconnected", f"reconnected after {attempts} attempt(s)", logging.WARNING)
+                    attempts = 0
+
+                if self.pace_fps:
+                    current = now()
+                    next_due = current if next_due is None else next_due
+                    if next_due > current and not self._sleep(next_due - current):
+                        break
+                    next_due = max(next_due + 1.0 / self.pace_fps, now() - 1.0 / self.pace_fps)
+
+                self._reading_since = now()
+                frame = source.read()
+                self._reading_since = None
+                if generation != self._generation:  # the watchdog replaced this worker while it was stuck
+                    source.close()
+                    return
+                if frame is None:
+                    source.close()
+                    source = None
+                    if self._stop.is_set():
+                        break
+                    if not self.live:
+                        self._event("ended", "end of source")
+                        self._finish("end-of-source")
+                        return
+                    if self.reconnect.max_attempts == 0:
+                        self._event("gave-up", "lost the source and reconnecting is off", logging.ERROR)
+                        self._finish("source-lost", SourceError(f"{self.name} was lost (reconnecting is off)"))
+                        return
+                    self._event("lost", "no frame from the source; reconnecting", logging.WARNING)
+                    continue
+                frame.source_id = self.source_id
+                if not self._publish(frame, generation):
+                    source.close()
+                    source = None
+                    break
+                if self.max_frames is not None and self.captured >= self.max_frames and self.policy == "every":
+                    self._finish("max-frames")
+                    source.close()
+                    return
+        except Exception as exc:  # noqa: BLE001 - surface capture crashes to the runner, not a dead thread
+            log.debug("capture thread failed", exc_info=True)
+            self._event("error", f"capture failed: {type(exc).__name__}: {exc}", logging.ERROR)
+            self._finish("error", exc)
+            if source is not None:
+                source.close()
+            return
+        if source is not None:
+            source.close()
+        if generation == self._generation:
+            self._finish("stopped" if self._stop.is_set() else "end-of-source")
+
+    def _watch(self) -> None:
+        """Replace a capture worker stuck in read() well past the stall timeout.
+
+        Sources apply ``stall_timeout`` to their own reads (socket / FFmpeg timeouts) and
+        report a lost stream themselves; this is the backstop for reads that ignore
+        timeouts (some V4L2 drivers, GStreamer pipelines).
+        """
+        timeout = self.reconnect.stall_timeout + max(1.0, 0.5 * self.reconnect.stall_timeout)
+        interval = min(0.25, timeout / 4)
+        while not self._stop.wait(interval):
+            with self._cond:
+                if self._finished:
+                    return
+            since = self._reading_since
+            if since is None or now() - since < timeout:
+                continue
+            self.stalls += 1
+            stuck = self._source
+            with self._cond:
+                self._generation += 1
+            self._reading_since = None
+            self._event("stalled", f"no frame for {timeout:.1f} s; reopening", logging.WARNING)
+            if stuck is not None:
+                stuck.interrupt()
+            self._spawn(None)
+
+
+def default_policy(live: bool, every_frame: bool | None = None, realtime: bool = False) -> str:
+    """``latest`` for live sources (and files with ``realtime``), ``every`` for files; ``every_frame`` overrides."""
+    if every_frame is True:
+        return "every"
+    if every_frame is False or realtime:
+        return "latest"
+    return "latest" if live else "every"
+
+
+__all__ = ["FrameFeed", "ReconnectPolicy", "POLICIES", "default_policy"]

@@ -1,0 +1,446 @@
+"""Frame sources from one string each, with the conventions users already know.
+
+==========================  ===============================================================
+string                      source
+==========================  ===============================================================
+``0``, ``1``                webcam by index (OpenCV's default backend, V4L2 on Linux)
+``/dev/video0``             a V4L2 device; also ``v4l2:///dev/video0``
+``csi://0``                 Jetson CSI camera via GStreamer ``nvarguscamerasrc`` (sensor-id 0)
+``rtsp://...``              RTSP stream through FFmpeg (TCP transport unless set otherwise)
+``http(s)://...``           MJPEG (multipart/x-mixed-replace) read directly; other streams via FFmpeg
+``gst:PIPELINE``            a raw GStreamer pipeline (``! appsink`` added if missing)
+``video.mp4``               a video file (anything OpenCV/FFmpeg decodes)
+``image.png``               one image
+``folder/``                 every image in a folder, in name order
+``"frames/*.jpg"``          a glob of images, in name order
+==========================  ===============================================================
+
+Malformed strings and missing devices raise :class:`~fcn_edge.errors.SourceError`
+with one sentence.  Sources deliver BGR uint8 frames, apply the flip/rotate options,
+and report when each frame arrived; reconnecting, stall detection and threading are
+the feed's job (:mod:`fcn_edge.stream.feed`).
+"""
+
+from __future__ import annotations
+
+import abc
+import glob as globlib
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fcn_edge.errors import SourceError
+from fcn_edge.lazy import require
+from fcn_edge.stream.frames import Frame, now
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+LIVE_KINDS = ("webcam", "v4l2", "csi", "rtsp", "http", "gst")
+FILE_KINDS = ("video", "image", "folder", "glob")
+FLIPS = {"h": 1, "horizontal": 1, "v": 0, "vertical": 0, "both": -1, "hv": -1}
+ROTATIONS = (0, 90, 180, 270)
+SOURCE_HELP = ("a camera index (0), /dev/videoN, v4l2:///dev/videoN, csi://N, rtsp://..., http(s)://..., "
+               "gst:PIPELINE, a video or image file, a folder, or a glob such as 'frames/*.png'")
+
+
+def cv2_module():
+    return require("cv2", purpose="to read cameras, videos and images")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source string: ``kind`` (see LIVE_KINDS / FILE_KINDS) and its ``target``."""
+
+    kind: str
+    target: str
+    text: str
+
+    @property
+    def live(self) -> bool:
+        return self.kind in LIVE_KINDS
+
+    @property
+    def display_name(self) -> str:
+        if self.kind == "http" or self.kind == "rtsp":
+            return _redact_url(self.target)
+        return self.text
+
+
+@dataclass
+class SourceOptions:
+    """What to ask of a source.
+
+    ``width``/``height``/``fps`` are requests to cameras (V4L2, CSI, GStreamer); other
+    sources deliver frames at their own size unless ``resize`` is set, which makes every
+    source deliver exactly ``width`` x ``height``.  ``flip`` is ``h``, ``v`` or ``both``;
+    ``rotate`` is 0/90/180/270 degrees clockwise (applied after flip).  ``loop`` replays
+    files and image sets forever.  ``read_timeout`` (s) is how long a live source may
+    go without a frame before it counts as stalled.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    flip: str | None = None
+    rotate: int = 0
+    loop: bool = False
+    resize: bool = False
+    read_timeout: float = 5.0
+    open_timeout: float = 10.0
+    rtsp_transport: str = "tcp"
+    csi_flip_method: int = 0
+
+    def __post_init__(self) -> None:
+        if self.flip is not None:
+            key = str(self.flip).lower()
+            if key in ("", "none", "no"):
+                self.flip = None
+            elif key not in FLIPS:
+                raise SourceError(f"flip must be h, v or both, got {self.flip!r}")
+            else:
+                self.flip = key
+        self.rotate = int(self.rotate or 0) % 360
+        if self.rotate not in ROTATIONS:
+            raise SourceError(f"rotate must be 0, 90, 180 or 270 degrees, got {self.rotate}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise SourceError(f"{name} must be a positive number of pixels, got {value}")
+        if self.fps is not None and not self.fps > 0:
+            raise SourceError(f"fps must be positive, got {self.fps}")
+        if self.resize and not (self.width and self.height):
+            raise SourceError("resize needs both width and height")
+        if not self.read_timeout > 0:
+            raise SourceError(f"read timeout must be positive, got {self.read_timeout}")
+
+
+def parse_source(text: str | int) -> SourceSpec:
+    """Parse a source string; raises :class:`SourceError` for malformed strings or missing files."""
+    raw = str(text).strip()
+    if not raw:
+        raise SourceError(f"empty source: give {SOURCE_HELP}")
+    if re.fullmatch(r"\d+", raw):
+        return SourceSpec("webcam", raw, raw)
+    lower = raw.lower()
+    if lower.startswith("gst:"):
+        pipeline = raw[4:].strip()
+        if pipeline.startswith("//"):
+            pipeline = pipeline[2:].strip()
+        if not pipeline:
+            raise SourceError("gst: source has no pipeline; write e.g. 'gst:videotestsrc ! videoconvert ! appsink'")
+        return SourceSpec("gst", pipeline, raw)
+    if "://" in raw:
+        scheme, rest = raw.split("://", 1)
+        scheme = scheme.lower()
+        if scheme == "v4l2":
+            target = rest if rest.startswith("/") else rest
+            if re.fullmatch(r"\d+", target):
+                target = f"/dev/video{target}"
+            if not re.fullmatch(r"/dev/video\d+", target) and not target.startswith("/dev/"):
+                raise SourceError(f"{raw}: v4l2:// needs a device such as v4l2:///dev/video0")
+            return SourceSpec("v4l2", target, raw)
+        if scheme == "csi":
+            if not re.fullmatch(r"\d+", rest.strip("/")):
+                raise SourceError(f"{raw}: csi:// needs a sensor number, e.g. csi://0")
+            return SourceSpec("csi", rest.strip("/"), raw)
+        if scheme in ("rtsp", "rtsps", "rtmp", "srt", "udp", "rtp"):
+            if not rest or rest.startswith("/"):
+                raise SourceError(f"{raw}: the stream URL has no host")
+            return SourceSpec("rtsp", raw, raw)
+        if scheme in ("http", "https"):
+            if not rest or rest.startswith("/"):
+                raise SourceError(f"{raw}: the URL has no host")
+            return SourceSpec("http", raw, raw)
+        if scheme == "file":
+            return _parse_path(rest if rest.startswith("/") else "/" + rest, raw)
+        raise SourceError(f"unknown source scheme {scheme}:// in {raw!r}; expected {SOURCE_HELP}")
+    if re.fullmatch(r"/dev/video\d+", raw):
+        return SourceSpec("v4l2", raw, raw)
+    return _parse_path(raw, raw)
+
+
+def _parse_path(path_text: str, raw: str) -> SourceSpec:
+    expanded = os.path.expanduser(path_text)
+    if any(ch in expanded for ch in "*?[") and not Path(expanded).exists():
+        return SourceSpec("glob", expanded, raw)
+    path = Path(expanded)
+    if path.is_dir():
+        return SourceSpec("folder", str(path), raw)
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            return SourceSpec("image", str(path), raw)
+        return SourceSpec("video", str(path), raw)
+    if path_text.startswith("/dev/"):
+        raise SourceError(f"no device {path_text}: check the camera is connected (ls /dev/video*)")
+    raise SourceError(f"source {raw!r} does not exist; expected {SOURCE_HELP}")
+
+
+def _redact_url(url: str) -> str:
+    """Hide credentials (rtsp://user:pass@host) in logs."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def transform_frame(image: np.ndarray, options: SourceOptions) -> np.ndarray:
+    """Colour-normalise to BGR uint8, then flip, rotate and (optionally) resize as asked."""
+    cv2 = cv2_module()
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else image.astype(np.uint8)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    elif image.shape[2] == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if options.flip:
+        image = cv2.flip(image, FLIPS[options.flip])
+    if options.rotate:
+        code = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[options.rotate]
+        image = cv2.rotate(image, code)
+    if options.resize and (image.shape[1], image.shape[0]) != (options.width, options.height):
+        image = cv2.resize(image, (int(options.width), int(options.height)), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def has_gstreamer() -> bool:
+    cv2 = cv2_module()
+    info = cv2.getBuildInformation()
+    match = re.search(r"GStreamer:\s*(\S+)", info)
+    return bool(match and match.group(1).upper() not in ("NO", "OFF"))
+
+
+def csi_pipeline(sensor_id: int, width: int | None = None, height: int | None = None, fps: float | None = None,
+                 flip_method: int = 0) -> str:
+    """The nvarguscamerasrc pipeline for a Jetson CSI camera, ending in a BGR appsink that keeps only the newest buffer."""
+    width = int(width or 1280)
+    height = int(height or 720)
+    rate = int(round(fps or 30))
+    return (f"nvarguscamerasrc sensor-id={int(sensor_id)} ! "
+            f"video/x-raw(memory:NVMM), width=(int){width}, height=(int){height}, framerate=(fraction){rate}/1 ! "
+            f"nvvidconv flip-method={int(flip_method)} ! video/x-raw, format=(string)BGRx ! "
+            "videoconvert ! video/x-raw, format=(string)BGR ! appsink drop=true max-buffers=1 sync=false")
+
+
+def complete_gst_pipeline(pipeline: str) -> str:
+    """Append a BGR appsink to a user pipeline that does not end in one."""
+    if "appsink" in pipeline:
+        return pipeline
+    return f"{pipeline} ! videoconvert ! video/x-raw, format=(string)BGR ! appsink drop=true max-buffers=1 sync=false"
+
+
+# ------------------------------------------------------------------- sources
+class Source(abc.ABC):
+    """One opened source.  ``read()`` returns the next :class:`Frame` or ``None`` at the end/on failure."""
+
+    live: bool = False
+    fps: float | None = None
+    frame_count: int | None = None
+
+    def __init__(self, spec: SourceSpec, options: SourceOptions, source_id: int = 0) -> None:
+        self.spec = spec
+        self.options = options
+        self.source_id = source_id
+        self.index = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.display_name
+
+    @abc.abstractmethod
+    def open(self) -> None: ...
+
+    @abc.abstractmethod
+    def read(self) -> Frame | None: ...
+
+    def close(self) -> None:
+        """Release the device/file/connection."""
+
+    def interrupt(self) -> None:
+        """Unblock a ``read()`` stuck in another thread, where the source can (the stall watchdog calls this)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.name, "kind": self.spec.kind, "live": self.live, "fps": self.fps,
+                "frame_count": self.frame_count}
+
+    def _frame(self, image: np.ndarray, timestamp: float, wall: float, capture_ms: float, name: str | None = None) -> Frame:
+        start = now()
+        image = transform_frame(image, self.options)
+        frame = Frame(image=image, index=self.index, timestamp=timestamp, wall_time=wall, source_id=self.source_id,
+                      name=name, timings={"capture": capture_ms + (now() - start) * 1000.0})
+        self.index += 1
+        return frame
+
+
+class CaptureSource(Source):
+    """Anything ``cv2.VideoCapture`` opens: webcams, V4L2, CSI/GStreamer, RTSP/HTTP through FFmpeg, video files."""
+
+    def __init__(self, spec: SourceSpec, options: SourceOptions, source_id: int = 0) -> None:
+        super().__init__(spec, options, source_id)
+        self.live = spec.live
+        self._capture = None
+        self._read_since_open = 0
+
+    def _open_capture(self):
+        cv2 = cv2_module()
+        spec, opt = self.spec, self.options
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(opt.open_timeout * 1000),
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(opt.read_timeout * 1000)]
+        if spec.kind == "webcam":
+            index = int(spec.target)
+            if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
+                raise SourceError(f"no camera {index}: /dev/video{index} does not exist (ls /dev/video*)")
+            return cv2.VideoCapture(index, cv2.CAP_ANY)
+        if spec.kind == "v4l2":
+            if not Path(spec.target).exists():
+                raise SourceError(f"no device {spec.target}: check the camera is connected (ls /dev/video*)")
+            return cv2.VideoCapture(spec.target, cv2.CAP_V4L2)
+        if spec.kind in ("csi", "gst"):
+            if not has_gstreamer():
+                raise SourceError(f"{spec.text}: this OpenCV ({cv2.__version__}) was built without GStreamer; on a "
+                                  "Jetson use JetPack's OpenCV (sudo apt install python3-opencv) instead of a pip wheel")
+            pipeline = (csi_pipeline(int(spec.target), opt.width, opt.height, opt.fps, opt.csi_flip_method)
+                        if spec.kind == "csi" else complete_gst_pipeline(spec.target))
+            log.debug("GStreamer pipeline: %s", pipeline)
+            return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+        if spec.kind in ("rtsp", "http"):
+            if spec.kind == "rtsp" and spec.target.lower().startswith("rtsp") and opt.rtsp_transport:
+                # FFmpeg reads its options from this variable when the capture opens
+                os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"rtsp_transport;{opt.rtsp_transport}")
+            return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, timeouts)
+        return cv2.VideoCapture(spec.target, cv2.CAP_ANY)
+
+    def open(self) -> None:
+        cv2 = cv2_module()
+        capture = self._open_capture()
+        if capture is None or not capture.isOpened():
+            if capture is not None:
+                capture.release()
+            what = {"video": "cannot decode the video", "webcam": "cannot open camera",
+                    "v4l2": "cannot open the V4L2 device"}.get(self.spec.kind, "cannot open")
+            hint = {"video": " (unsupported format or corrupt file)",
+                    "webcam": " (busy in another program, or not a capture device?)",
+                    "v4l2": " (busy in another program, or not a capture device?)",
+                    "rtsp": " (unreachable, wrong path or credentials?)",
+                    "http": " (unreachable or not a video stream?)"}.get(self.spec.kind, "")
+            raise SourceError(f"{what} {self.name}{hint}")
+        if self.spec.kind in ("webcam", "v4l2"):
+            if self.options.width:
+                capture.set(cv2.CAP_PROP_FRAME_WIDTH, int(self.options.width))
+            if self.options.height:
+                capture.set(cv2.CAP_PROP_FRAME_HEIGHT, int(self.options.height))
+            if self.options.fps:
+                capture.set(cv2.CAP_PROP_FPS, float(self.options.fps))
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer frames queued in the driver = less latency
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else self.options.fps
+        if self.spec.kind == "video":
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            self.frame_count = count if count > 0 else None
+        self._capture = capture
+        self._read_since_open = 0
+
+    def read(self) -> Frame | None:
+        if self._capture is None:
+            return None
+        # Live: grab() waits for the camera, so the frame "arrives" when it returns and only
+        # retrieve() counts as capture work.  Files: grab() is demuxing + decoding, so it counts.
+        started = now()
+        ok = self._capture.grab()
+        arrived, wall = now(), time.time()
+        if not self.live:
+            arrived = started
+        image = None
+        if ok:
+            ok, image = self._capture.retrieve()
+        if not ok or image is None:
+            if self.spec.kind == "video" and self.options.loop and self._read_since_open > 0:
+                self._capture.release()
+                self.open()
+                return self.read()
+            return None
+        self._read_since_open += 1
+        return self._frame(image, arrived, wall, (now() - arrived) * 1000.0)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            capture, self._capture = self._capture, None
+            capture.release()
+
+
+class ImageSequenceSource(Source):
+    """One image, a folder of images or a glob, in name order; unreadable files are skipped with a warning."""
+
+    def __init__(self, spec: SourceSpec, options: SourceOptions, source_id: int = 0) -> None:
+        super().__init__(spec, options, source_id)
+        self.paths: list[Path] = []
+        self._position = 0
+        self.skipped: list[str] = []
+
+    def open(self) -> None:
+        spec = self.spec
+        if spec.kind == "image":
+            paths = [Path(spec.target)]
+        elif spec.kind == "folder":
+            paths = sorted(p for p in Path(spec.target).iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not paths:
+                raise SourceError(f"folder {spec.target} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+        else:
+            paths = sorted(Path(p) for p in globlib.glob(spec.target, recursive=True)
+                           if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+            if not paths:
+                raise SourceError(f"the glob {spec.text!r} matches no image files")
+        self.paths = paths
+        self.frame_count = len(paths)
+        self.fps = self.options.fps
+        self._position = 0
+
+    def read(self) -> Frame | None:
+        cv2 = cv2_module()
+        attempts = 0
+        while True:
+            if self._position >= len(self.paths):
+                if not self.options.loop or len(self.skipped) >= len(self.paths):
+                    return None
+                self._position = 0
+            path = self.paths[self._position]
+            self._position += 1
+            arrived, wall = now(), time.time()
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                if str(path) not in self.skipped:
+                    self.skipped.append(str(path))
+                    log.warning("skipping %s: not a readable image", path)
+                attempts += 1
+                if attempts > len(self.paths):
+                    return None
+                continue
+            return self._frame(image, arrived, wall, (now() - arrived) * 1000.0, name=path.stem)
+
+
+def create_source(spec: SourceSpec | str, options: SourceOptions | None = None, source_id: int = 0) -> Source:
+    """A (not yet opened) source for a spec; ``http(s)`` is probed at open time for MJPEG."""
+    if not isinstance(spec, SourceSpec):
+        spec = parse_source(spec)
+    options = options or SourceOptions()
+    if spec.kind in ("image", "folder", "glob"):
+        return ImageSequenceSource(spec, options, source_id)
+    if spec.kind == "http":
+        from fcn_edge.stream.mjpeg import HttpSource
+
+        return HttpSource(spec, options, source_id)
+    return CaptureSource(spec, options, source_id)
+
+
+def open_source(spec: SourceSpec | str, options: SourceOptions | None = None, source_id: int = 0) -> Source:
+    """Create and open a source (raises :class:`SourceError` with one sentence)."""
+    source = create_source(spec, options, source_id)
+    source.open()
+    return source

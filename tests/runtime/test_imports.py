@@ -1,0 +1,45 @@
+"""The on-device side imports neither torch, tensorrt nor pycuda (checked in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import cli_env
+
+HEAVY = ("torch", "tensorrt", "pycuda", "cuda")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=cli_env(), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_importing_runtime_stream_api_and_cli_pulls_in_nothing_heavy():
+    completed = _run(f"""
+        import sys
+        import fcn_edge, fcn_edge.runtime, fcn_edge.stream, fcn_edge.stream.command, fcn_edge.api
+        from fcn_edge import Segmenter
+        from fcn_edge.runtime import trt_buffers, cuda_memory, sidecar, metadata, resize, preprocess
+        from fcn_edge.cli import build_parser
+        build_parser()
+        loaded = [m for m in {HEAVY!r} + ("onnxruntime", "cv2") if m in sys.modules]
+        print("LOADED", loaded)
+    """)
+    assert completed.returncode == 0, completed.stderr
+    assert "LOADED []" in completed.stdout, completed.stdout
+
+
+def test_running_an_onnx_stream_never_imports_torch(tiny_onnx, sample_video):
+    completed = _run(f"""
+        import sys
+        from fcn_edge import Segmenter
+        with Segmenter.open({str(tiny_onnx)!r}) as seg:
+            n = sum(1 for _ in seg.stream({str(sample_video)!r}, sinks=["none"]))
+        print("FRAMES", n)
+        print("LOADED", [m for m in {HEAVY!r} if m in sys.modules])
+    """)
+    assert completed.returncode == 0, completed.stderr
+    assert "FRAMES 12" in completed.stdout
+    assert "LOADED []" in completed.stdout, completed.stdout

@@ -1,0 +1,122 @@
+"""A test MJPEG server on 127.0.0.1 (real HTTP, real sockets) that can die, stall and come back."""
+
+from __future__ import annotations
+
+import http.server
+import socketserver
+import threading
+import time
+
+import cv2
+import numpy as np
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class MjpegServer:
+    """Serves ``/stream.mjpg`` (multipart/x-mixed-replace) and ``/snapshot.jpg``.
+
+    ``frames_per_connection``: close each connection after that many frames (the stream
+    "dies" and a reconnect gets a fresh one); ``stall_after``: after that many frames
+    keep the connection open but send nothing; ``fps``: pace of the frames.
+    """
+
+    def __init__(self, *, fps: float = 100.0, size=(48, 64), frames_per_connection: int | None = None,
+                 stall_after: int | None = None, content_length: bool = True, boundary: str = "frame",
+                 line_end: bytes = b"\r\n") -> None:
+        self.fps = fps
+        self.size = size
+        self.frames_per_connection = frames_per_connection
+        self.stall_after = stall_after
+        self.content_length = content_length
+        self.boundary = boundary
+        self.line_end = line_end
+        self.port = 0
+        self.connections = 0
+        self.frames_sent = 0
+        self._server: _Server | None = None
+        self._closing = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    @property
+    def snapshot_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/snapshot.jpg"
+
+    def jpeg(self, index: int) -> bytes:
+        h, w = self.size
+        image = np.full((h, w, 3), 40, np.uint8)
+        image[:, (index * 3) % w] = 255
+        ok, data = cv2.imencode(".jpg", image)
+        assert ok
+        return data.tobytes()
+
+    def start(self) -> "MjpegServer":
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                owner.connections += 1
+                if self.path.startswith("/snapshot"):
+                    body = owner.jpeg(owner.frames_sent)
+                    owner.frames_sent += 1
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if not self.path.startswith("/stream"):
+                    self.send_error(404, "no such stream")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={owner.boundary}")
+                self.end_headers()
+                sent = 0
+                eol = owner.line_end
+                try:
+                    while not owner._closing.is_set():
+                        if owner.frames_per_connection is not None and sent >= owner.frames_per_connection:
+                            return
+                        if owner.stall_after is not None and sent >= owner.stall_after:
+                            owner._closing.wait(30)
+                            return
+                        body = owner.jpeg(owner.frames_sent)
+                        head = b"--" + owner.boundary.encode() + eol + b"Content-Type: image/jpeg" + eol
+                        if owner.content_length:
+                            head += b"Content-Length: " + str(len(body)).encode() + eol
+                        self.wfile.write(head + eol + body + eol)
+                        self.wfile.flush()
+                        sent += 1
+                        owner.frames_sent += 1
+                        time.sleep(1.0 / owner.fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        self._closing.clear()
+        self._server = _Server(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """The camera goes away: open connections end, new ones are refused."""
+        self._closing.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "MjpegServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
