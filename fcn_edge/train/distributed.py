@@ -59,6 +59,14 @@ class DistContext:
                 dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` (plain data) on every rank."""
+        if not self.distributed:
+            return obj
+        holder = [obj]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
     def gather_objects(self, obj) -> list:
         """Every rank's ``obj`` (plain data), in rank order, on every rank."""
         if not self.distributed:

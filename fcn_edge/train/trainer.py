@@ -150,17 +150,25 @@ class _Run:
 
     # ------------------------------------------------------------------ setup
     def run(self) -> TrainResult:
-        cfg, ctx = self.cfg, self.context
+        cfg = self.cfg
+        threads_before = torch.get_num_threads()
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
-        seed_everything(cfg.seed + ctx.rank)
-        self._open_data()
-        self._build_model()
-        self._prepare_outputs()
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads_before)  # a library call leaves the process as it found it
+
+    def _run(self) -> TrainResult:
+        cfg, ctx = self.cfg, self.context
         amp_wanted = self.resolved.amp
         if amp_wanted and self.device.type != "cuda":
             raise ConfigError("--amp (mixed precision) needs a CUDA device: use --device cuda, or drop --amp on CPU")
         self.amp = bool(amp_wanted if amp_wanted is not None else self.device.type == "cuda")
+        seed_everything(cfg.seed + ctx.rank)
+        self._open_data()
+        self._build_model()
+        self._prepare_outputs()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
         self.schedule = Schedule.from_recipe(self.resolved.recipe, self.resolved.total_iterations)
         self.iteration = 0
@@ -201,7 +209,6 @@ class _Run:
             except DataError as exc:
                 raise DataError(f"validation split '{cfg.val_split}': {exc} (pass --val-split none to train "
                                 "without validation)") from None
-        self.steps_per_epoch = 0
         sampler_probe = ResumableSampler(range(len(self.train_set)), num_replicas=self.context.world_size,
                                          rank=self.context.rank, seed=cfg.seed)
         per_process = sampler_probe.num_samples
@@ -234,19 +241,31 @@ class _Run:
         self.sampler = ResumableSampler(self.train_torch, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
 
     def _prepare_outputs(self) -> None:
-        cfg = self.cfg
-        if self.context.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            check_writable_destination(self.out / "last.pt")
-            if self.resume_ckpt is None and not cfg.overwrite and any(
-                    (self.out / name).exists() for name in ("last.pt", "best.pt")):
-                raise FcnEdgeError(f"{self.out} already holds a training run (last.pt/best.pt): continue it with "
-                                   f"--resume {self.out / 'last.pt'}, replace it with --overwrite, or choose another --out")
-            if self.resume_ckpt is None:
-                for stale in ("best.pt", "last.pt"):
-                    (self.out / stale).unlink(missing_ok=True)
-            atomic_write_text(self.out / "config.json", json.dumps(self.resolved.to_dict(), indent=2) + "\n")
-        self.context.barrier()
+        """Check and create ``out`` (rank 0); every rank learns whether that failed.
+
+        An earlier run's best.pt/last.pt are kept until this run has written a complete
+        checkpoint of its own (``--overwrite``), so a run that dies early destroys nothing.
+        """
+        cfg, ctx = self.cfg, self.context
+        problem = None
+        self.stale: set[str] = set()
+        if ctx.is_main:
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                check_writable_destination(self.out / "last.pt")
+                existing = {name for name in ("last.pt", "best.pt") if (self.out / name).exists()}
+                if self.resume_ckpt is None and existing and not cfg.overwrite:
+                    raise FcnEdgeError(f"{self.out} already holds a training run (last.pt/best.pt): continue it with "
+                                       f"--resume {self.out / 'last.pt'}, replace it with --overwrite, or choose "
+                                       "another --out")
+                if self.resume_ckpt is None:
+                    self.stale = existing & {"best.pt"}  # last.pt is replaced by this run's first save
+                atomic_write_text(self.out / "config.json", json.dumps(self.resolved.to_dict(), indent=2) + "\n")
+            except (FcnEdgeError, OSError) as exc:
+                problem = str(exc) if isinstance(exc, FcnEdgeError) else f"cannot use --out {self.out}: {exc}"
+        problem = ctx.broadcast_object(problem)
+        if problem:
+            raise FcnEdgeError(problem)
 
     def _restore(self, resume: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(resume["optimizer"])
@@ -412,7 +431,7 @@ class _Run:
                 self.best_mean_iu, self.best_iteration = float(mean_iu), self.iteration
             record = {"iteration": self.iteration, **{k: scores[k] for k in
                                                       ("pixel_accuracy", "mean_accuracy", "mean_iu", "fw_iu")}}
-            self.validations.append(record)
+            self.validations.append({**record, "elapsed_s": time.perf_counter() - started})
             if self.logger is not None:
                 self.logger.row(phase="val", epoch=self.iteration / self.resolved.steps_per_epoch,
                                 elapsed_s=time.perf_counter() - started, **record)
@@ -466,7 +485,11 @@ class _Run:
         })
         if best:
             save_checkpoint(self.out / "best.pt", Checkpoint(self.info, state, training))
+            self.stale.discard("best.pt")
         save_checkpoint(self.out / "last.pt", Checkpoint(self.info, state, training, resume))
+        for name in self.stale:  # the overwritten run's best.pt: this run now has a checkpoint of its own
+            (self.out / name).unlink(missing_ok=True)
+        self.stale.clear()
         ctx.barrier()
 
 

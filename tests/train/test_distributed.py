@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fcn_edge.checkpoint import load_checkpoint
@@ -21,7 +22,7 @@ from tests.conftest import cli_env
 
 from .conftest import quick_config
 
-ITERATIONS = 10
+ITERATIONS = 20
 
 
 def _train_losses(out):
@@ -46,10 +47,12 @@ def test_two_gloo_processes_match_one_process(synth_small, tmp_path):
     losses_two = _train_losses(out2)
     losses_one = _train_losses(tmp_path / "single")
     assert len(losses_two) == len(losses_one) == ITERATIONS  # rank 0 alone wrote the log: no duplicated rows
-    # same start (zero score layers: log(5) whatever the dropout), both decrease, and close throughout
+    # same start (zero score layers: log(5) whatever the dropout), both decrease, same shape, close throughout
     assert losses_two[0] == pytest.approx(losses_one[0], rel=1e-4)
     for losses in (losses_one, losses_two):
-        assert sum(losses[-3:]) / 3 < 0.85 * losses[0], losses
+        assert np.mean(losses[ITERATIONS // 2:]) < 0.9 * losses[0], (losses_one, losses_two)
+    # the per-step ups and downs (which images are in the batch) line up: same data order
+    assert np.corrcoef(losses_one, losses_two)[0, 1] > 0.9, (losses_one, losses_two)
     for a, b in zip(losses_one, losses_two):
         assert abs(a - b) <= 0.15 * max(a, b), (losses_one, losses_two)
 
@@ -58,7 +61,7 @@ def test_two_gloo_processes_match_one_process(synth_small, tmp_path):
     assert ckpt.training["iteration"] == ITERATIONS
     assert one.world_size == 1
     # the confusion matrix was summed over both processes: all 8 validation images counted
-    assert ckpt.training["metrics"]["pixels"] == 8 * 64 * 64 - _void_pixels(synth_small, 8)
+    assert ckpt.training["metrics"]["pixels"] == 8 * 128 * 128 - _void_pixels(synth_small, 8)
 
 
 def _void_pixels(root, count):
