@@ -6,15 +6,38 @@ left at ``None`` take the recipe's value (:func:`recipe`); the resolved config i
 stored in every checkpoint.  Outputs in ``out``: ``best.pt`` (best validation mean IU),
 ``last.pt`` (latest weights plus resume state), ``log.csv``, ``config.json``.
 ``synthetic_demo_config`` is the setting the demo and the synthetic benchmark use.
+See README.md beside this file.
+
+The configuration needs only the standard library; torch is imported when
+``train`` (or another torch-side name) is first used, so ``fcn-edge --help`` and the
+on-device commands never pay for it.
 """
 
-from fcn_edge.train.config import (PAPER_LR, ConfigError, Recipe, ResolvedConfig, TrainConfig, modern_recipe,
-                                   paper_recipe, recipe, resolve_config)
-from fcn_edge.train.presets import SYNTHETIC_DEMO, synthetic_demo_config
-from fcn_edge.train.trainer import TrainingDiverged, TrainResult, train
+from __future__ import annotations
 
-__all__ = [
-    "PAPER_LR", "ConfigError", "Recipe", "ResolvedConfig", "SYNTHETIC_DEMO", "TrainConfig", "TrainResult",
-    "TrainingDiverged", "modern_recipe", "paper_recipe", "recipe", "resolve_config", "synthetic_demo_config",
-    "train",
-]
+import importlib
+from typing import Any
+
+from fcn_edge.train.config import (  # noqa: F401 - re-exported
+    PAPER_LR, ConfigError, Recipe, ResolvedConfig, TrainConfig, modern_recipe, paper_recipe, recipe,
+    resolve_config,
+)
+from fcn_edge.train.presets import SYNTHETIC_DEMO, synthetic_demo_config  # noqa: F401 - re-exported
+
+_LAZY = {
+    "train": "fcn_edge.train.trainer",
+    "TrainResult": "fcn_edge.train.trainer",
+    "TrainingDiverged": "fcn_edge.train.trainer",
+}
+
+__all__ = sorted([
+    "PAPER_LR", "ConfigError", "Recipe", "ResolvedConfig", "SYNTHETIC_DEMO", "TrainConfig", "modern_recipe",
+    "paper_recipe", "recipe", "resolve_config", "synthetic_demo_config", *_LAZY,
+])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fcn_edge.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

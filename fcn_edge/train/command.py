@@ -155,11 +155,13 @@ def config_from_args(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    from fcn_edge.train import resolve_config, train
+    from fcn_edge.train import train
 
     config = config_from_args(args)
     if getattr(args, "print_config", False):
-        print(json.dumps(resolve_config(config).to_dict(), indent=2))
+        from fcn_edge.train.trainer import resolve_run
+
+        print(json.dumps(resolve_run(config)[0].to_dict(), indent=2))
         return 0
     result = train(config)
     if result.world_size > 1 and not _is_rank_zero():

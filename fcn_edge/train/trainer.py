@@ -136,15 +136,7 @@ class _Run:
         self.context = context
         self.device = context.device
         self.last_saved = -1
-        self.resume_ckpt: Checkpoint | None = None
-        if config.resume:
-            self.resume_ckpt = load_checkpoint(config.resume)
-            if not self.resume_ckpt.resume:
-                raise ArtifactError(f"{config.resume} holds no resume state (it is a best.pt or an exported "
-                                    "model); resume from the run's last.pt, or start anew with --init-from")
-            self.resolved = _resumed_config(self.resume_ckpt, config)
-        else:
-            self.resolved = resolve_config(config)
+        self.resolved, self.resume_ckpt = resolve_run(config)
         self.cfg = self.resolved.config
         self.out = Path(self.cfg.out or DEFAULT_OUT)
 
@@ -497,6 +489,20 @@ def _plain_scores(scores: dict[str, Any] | None) -> dict[str, Any] | None:
     if scores is None:
         return None
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in scores.items()}
+
+
+def resolve_run(config: TrainConfig) -> tuple[ResolvedConfig, Checkpoint | None]:
+    """The config a run will use: ``config`` over its recipe, or, with ``resume``, the checkpoint's.
+
+    Returns the resolved config and the loaded resume checkpoint (None for a new run).
+    """
+    if not config.resume:
+        return resolve_config(config), None
+    ckpt = load_checkpoint(config.resume)
+    if not ckpt.resume:
+        raise ArtifactError(f"{config.resume} holds no resume state (it is a best.pt or an exported model); "
+                            "resume from the run's last.pt, or start anew with --init-from")
+    return _resumed_config(ckpt, config), ckpt
 
 
 def _resumed_config(ckpt: Checkpoint, given: TrainConfig) -> ResolvedConfig:

@@ -94,8 +94,10 @@ def test_cli_prints_metrics_and_writes_json(run_cli, tiny_checkpoint, synth_val,
 def test_errors_are_one_line(run_cli, tmp_path, synth_val, tiny_checkpoint):
     assert_one_line_error(run_cli("eval", tmp_path / "missing.pt", "--data", synth_val), "missing.pt", "does not exist")
     three = save_tiny(tmp_path / "three.pt", classes=3)
-    assert_one_line_error(run_cli("eval", three, "--data", synth_val), "predicts 3 classes", "has 5")
-    assert_one_line_error(run_cli("eval", tiny_checkpoint, "--data", tmp_path / "nowhere"), "nowhere")
+    assert_one_line_error(run_cli("eval", three, "--data", synth_val), "predicts 3 classes", "has 5",
+                          "--reinit-classifier")
+    with pytest.raises(FcnEdgeError, match="nowhere"):
+        evaluate(tiny_checkpoint, tmp_path / "nowhere", EvalConfig(progress=False))
 
 
 def test_bad_images_stop_evaluation_or_are_skipped(tmp_path, tiny_checkpoint):
@@ -109,3 +111,18 @@ def test_bad_images_stop_evaluation_or_are_skipped(tmp_path, tiny_checkpoint):
         evaluate(tiny_checkpoint, root, EvalConfig(progress=False))
     report = evaluate(tiny_checkpoint, root, EvalConfig(progress=False, skip_bad_data=True))
     assert report.images == 3 and report.skipped == 1 and report.skipped_items[0]["path"].endswith(victim.name)
+
+
+def test_evaluating_an_onnx_model_never_imports_torch(tiny_onnx, synth_val):
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    code = (f"import sys\nfrom fcn_edge.eval import EvalConfig, evaluate\n"
+            f"r = evaluate({str(tiny_onnx)!r}, {str(synth_val)!r}, EvalConfig(progress=False))\n"
+            f"print('IMAGES', r.images, 'TORCH', 'torch' in sys.modules)\n")
+    completed = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert "IMAGES 8 TORCH False" in completed.stdout
