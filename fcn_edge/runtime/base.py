@@ -204,6 +204,11 @@ class Runner(abc.ABC):
 
     backend: str = "?"
     max_in_flight: int = 1
+    #: What each key of ``InferenceResult.timings`` measures, for reports that must say
+    #: what their numbers include (``fcn-edge bench``).  Backends extend it.
+    timing_notes: dict[str, str] = {
+        "infer": "host wall time from the start of the run (input already checked) to the outputs on the host",
+    }
 
     model_path: str
     info: ModelInfo
@@ -243,6 +248,14 @@ class Runner(abc.ABC):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def device_memory(self) -> dict[str, Any]:
+        """GPU memory this runner can account for, or ``{}`` when the backend cannot tell.
+
+        ``{"bytes": total, "parts": {name: bytes}, "source": "what was counted"}``;
+        backends on the CPU or on a remote server return ``{}``.
+        """
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """Facts for logs and stats JSON: backend, model, io, backend options."""

@@ -91,14 +91,24 @@ class OnnxRuntimeRunner(Runner):
     """Runs an ``.onnx`` model with an ``onnxruntime.InferenceSession``."""
 
     backend = "onnxruntime"
+    timing_notes = {
+        **Runner.timing_notes,
+        "run": "host wall time of session.run (with an I/O binding on GPU providers: upload, compute and "
+               "the copy of the outputs to the host)",
+    }
 
     def __init__(self, model_path: str | os.PathLike, *, providers: str | Sequence[Any] | None = None,
                  intra_op_threads: int | None = None, inter_op_threads: int | None = None,
                  parallel_execution: bool = False, allow_spinning: bool | None = None,
                  io_binding: bool | None = None, device_id: int = 0, outputs: Sequence[str] | None = None,
                  confidence: bool = False, trt_fp16: bool = False, trt_cache_dir: str | None = None,
-                 graph_optimization: str = "all", info: ModelInfo | None = None) -> None:
+                 graph_optimization: str = "all", info: ModelInfo | None = None, threads: int | None = None) -> None:
         super().__init__()
+        if threads is not None:
+            # ``threads`` is the name every backend understands (torch: set_num_threads)
+            if intra_op_threads is not None and int(intra_op_threads) != int(threads):
+                raise FcnEdgeError(f"threads={threads} and intra_op_threads={intra_op_threads} disagree; give one")
+            intra_op_threads = threads
         ort = require("onnxruntime", purpose="to run .onnx models")
         path = require_file(model_path, "ONNX model", ArtifactError)
         self.model_path = str(path)

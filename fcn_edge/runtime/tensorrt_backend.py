@@ -72,6 +72,13 @@ class TensorRTRunner(Runner):
     """Runs a serialised TensorRT engine; see the module docstring for the data flow."""
 
     backend = "tensorrt"
+    timing_notes = {
+        "infer": "host wall time from submit() (frames copied into page-locked memory) to the outputs on the "
+                 "host: staging copy, upload, compute, download and waiting for the GPU",
+        "h2d": "GPU time of the input upload (CUDA events on the copy-in stream)",
+        "compute": "GPU time of execute_async_v3 (CUDA events on the compute stream, after the upload)",
+        "d2h": "GPU time of the output download (CUDA events on the copy-out stream)",
+    }
 
     def __init__(self, model_path: str | os.PathLike, *, cuda: str = "auto", device_id: int = 0,
                  buffer_sets: int = 2, check_sidecar: bool = True, info: ModelInfo | None = None,
@@ -103,6 +110,7 @@ class TensorRTRunner(Runner):
         self._logger = self.trt.Logger(self.trt.Logger.WARNING)
         self._runtime = self.trt.Runtime(self._logger)
         data = path.read_bytes()
+        self._engine_bytes = len(data)
         self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             built = f" (built with TensorRT {facts.tensorrt_version})" if facts and facts.tensorrt_version else ""
@@ -238,6 +246,24 @@ class TensorRTRunner(Runner):
         self.context = None
         self.engine = None
         cuda.close()
+
+    def device_memory(self) -> dict[str, Any]:
+        engine = getattr(self, "engine", None)
+        if engine is None:
+            return {}
+        parts: dict[str, int] = {}
+        # TensorRT 10.1 deprecated device_memory_size for device_memory_size_v2
+        for attribute in ("device_memory_size_v2", "device_memory_size"):
+            value = getattr(engine, attribute, None)
+            if isinstance(value, (int, np.integer)):
+                parts["activations"] = int(value)
+                break
+        parts["io_buffers"] = int(self.plan.total_bytes(self.ring.sets))
+        parts["engine_file"] = int(self._engine_bytes)
+        return {"bytes": sum(parts.values()), "parts": parts,
+                "source": "TensorRT: the execution context's activation memory (engine.device_memory_size) + the "
+                          "runner's device I/O buffers + the serialised engine size (about the weights); the CUDA "
+                          "context and TensorRT's own workspace outside the engine are not included"}
 
     def _describe(self) -> dict[str, Any]:
         return {"tensorrt": self.trt.__version__, "cuda_binding": self.cuda.name, "gpu": self.cuda.device_name(),

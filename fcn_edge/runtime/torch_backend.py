@@ -77,6 +77,11 @@ class TorchRunner(Runner):
     """Runs a self-describing checkpoint (or a bare FCN state_dict) with PyTorch."""
 
     backend = "torch"
+    timing_notes = {
+        **Runner.timing_notes,
+        "run": "host wall time of the PyTorch call: frames to the device, forward pass with the in-graph "
+               "pre/post-processing, and .cpu() copies of the outputs (which wait for the GPU to finish)",
+    }
 
     def __init__(self, model_path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  confidence: bool = False, logits: bool = False, io: str = "frames",
@@ -100,6 +105,9 @@ class TorchRunner(Runner):
         self.device = torch.device(device)
         if threads is not None:
             torch.set_num_threads(int(threads))
+        if self.device.type == "cuda":
+            # peak device memory is reported from here on (weights, activations, outputs)
+            torch.cuda.reset_peak_memory_stats(self.device)
         checkpoint = load_checkpoint(model_path, info=info)
         self.info = checkpoint.info
         model = checkpoint.build_model(geometry=geometry).eval().to(self.device)
@@ -137,6 +145,15 @@ class TorchRunner(Runner):
 
     def _close(self) -> None:
         self._module = None  # type: ignore[assignment]
+
+    def device_memory(self) -> dict[str, Any]:
+        if self.device.type != "cuda":
+            return {}
+        allocated = int(torch.cuda.max_memory_allocated(self.device))
+        reserved = int(torch.cuda.max_memory_reserved(self.device))
+        return {"bytes": allocated, "parts": {"peak_allocated": allocated, "peak_reserved": reserved},
+                "source": "torch.cuda.max_memory_allocated since the runner opened (weights, activations, "
+                          "outputs; the caching allocator's reserve and the CUDA context are not included)"}
 
     def _describe(self) -> dict[str, Any]:
         return {"device": str(self.device), "precision": self.precision, "torch": torch.__version__,
