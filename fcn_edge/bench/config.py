@@ -30,7 +30,7 @@ class ModelSpec:
     """One model to benchmark.
 
     ``options`` are backend options for this model only (they win over the shared ones
-    and are never dropped).  ``batches``/``iterations``/``seconds`` override the run's
+    and are never dropped).  ``batches``/``iterations``/``seconds``/``warmup`` override the run's
     for this model (e.g. fewer iterations for a slow CPU row of a GPU comparison).
     """
 
@@ -40,6 +40,7 @@ class ModelSpec:
     batches: tuple[int, ...] | None = None
     iterations: int | None = None
     seconds: float | None = None
+    warmup: int | None = None
 
     @property
     def name(self) -> str:
@@ -122,6 +123,8 @@ class BenchConfig:
             changes.update(iterations=spec.iterations, seconds=None)
         elif spec.seconds is not None:
             changes.update(seconds=spec.seconds, iterations=None)
+        if spec.warmup is not None:
+            changes.update(warmup=spec.warmup, warmup_seconds=None)
         return replace(self, **changes) if changes else self
 
     def to_dict(self) -> dict[str, Any]:

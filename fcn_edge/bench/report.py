@@ -122,9 +122,15 @@ class BenchReport:
         notes = list(self.notes)
         for model in self.models:
             notes += [f"{model.label}: {n}" if not n.startswith(model.label) else n for n in model.notes]
-            if model.error:
-                notes.append(f"{model.label}: not run: {model.error}")
         return list(dict.fromkeys(notes))
+
+    def add_unavailable(self, label: str, reason: str, *, backend: str | None = None,
+                        batches: tuple[int, ...] | None = None, model: str = "") -> None:
+        """Record a variant that could not even be made (an engine without TensorRT): listed as not run."""
+        index = len(self.models)
+        self.models.append(ModelResult(label=label, model=model, index=index, backend=backend, error=reason))
+        for batch in batches or self.config.batches or (1,):
+            self.rows.append(BenchRow(label, index, backend, batch, skipped=reason))
 
     # -------------------------------------------------------------- markdown
     def markdown(self) -> str:
@@ -182,13 +188,29 @@ class BenchReport:
             lines.append(f"{model} ({scope}): {reason}")
         return lines
 
+    def _overrides(self) -> str:
+        """Models run with their own counts (ModelSpec overrides), said next to the run's counts."""
+        if self.config.iterations is None:
+            return ""
+        own = []
+        for model in self.models:
+            rows = [r for r in self.rows if r.model_index == model.index and r.ran and r.mode != PIPELINED]
+            counts = {(r.iterations, r.warmup_iterations) for r in rows}
+            expected = (self.config.iterations, None if self.config.warmup_seconds is not None else self.config.warmup)
+            for iterations, warmup in counts:
+                if iterations != expected[0] or (expected[1] is not None and warmup != expected[1]):
+                    own.append(f"{model.label}: {iterations} after {warmup} warm-up")
+        return f" (own counts: {'; '.join(dict.fromkeys(own))})" if own else ""
+
     def _includes(self) -> list[str]:
         cfg = self.config
         amount = (f"{cfg.iterations} timed batches" if cfg.iterations else
                   f"{cfg.effective_seconds:g} s of timed batches (at least {cfg.min_iterations})")
-        warm = f"{cfg.warmup_seconds:g} s" if cfg.warmup_seconds is not None else f"{cfg.warmup} batches"
+        warm = (f"{cfg.warmup_seconds:g} s" if cfg.warmup_seconds is not None else
+                f"{cfg.warmup} batch{'es' if cfg.warmup != 1 else ''}")
         lines = ["What the numbers include:",
-                 f"- run: {amount} per row after {warm} of warm-up; {DEFINITIONS['frames']} (seed {cfg.seed})",
+                 f"- run: {amount} per row after {warm} of warm-up; {DEFINITIONS['frames']} (seed {cfg.seed})"
+                 + self._overrides(),
                  f"- p50/p95/p99 ms: {DEFINITIONS['latency_ms']}"]
         if any(r.mode == PIPELINED and r.ran for r in self.rows):
             lines.append(f"- pipelined rows: {DEFINITIONS['latency_ms (pipelined)'].replace('IN_FLIGHT', 'N')}")

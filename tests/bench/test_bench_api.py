@@ -190,6 +190,6 @@ def test_keep_going_records_a_model_that_cannot_open(tiny_onnx, tmp_path):
     report = run_bench([tiny_onnx, broken], BenchConfig(iterations=1, warmup=0, keep_going=True, progress=False))
     assert report.models[1].error and "cannot load" in report.models[1].error
     assert [r.ran for r in report.rows] == [True, False]
-    assert "broken.onnx: not run: ONNX Runtime cannot load" in report.markdown()
+    assert "broken.onnx (batch 1): could not open: ONNX Runtime cannot load" in report.markdown()
     with pytest.raises(FcnEdgeError, match="cannot load"):
         run_bench([tiny_onnx, broken], BenchConfig(iterations=1, warmup=0, progress=False))
