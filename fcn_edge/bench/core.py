@@ -21,7 +21,7 @@ import numpy as np
 from fcn_edge.bench.config import BenchConfig, ModelSpec, as_model_specs
 from fcn_edge.bench.io_bytes import io_bytes_per_frame
 from fcn_edge.bench.memory import RssSampler, current_rss_bytes, max_rss_bytes
-from fcn_edge.bench.stats import ratio, summarize
+from fcn_edge.bench.stats import summarize
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.progress import progress
 from fcn_edge.runtime import open_runner, resolve_backend
