@@ -315,6 +315,7 @@ def _apply_passes(model, info: ModelInfo, config: ExportConfig, shapes: Resolved
         passes.narrow_index_constants(model)
         passes.shapes_after_input_cast(model)
         saved = passes.store_weights_fp16(model)[1] if config.fp16_weights else 0
+        passes.pin_ir_version(model)
     except passes.GraphPassError as exc:
         raise ExportError(str(exc)) from None
     return saved

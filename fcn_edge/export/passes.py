@@ -108,6 +108,32 @@ def downgrade_opset(model, target: int) -> None:
     remove_unused_initializers(model)
 
 
+def lowest_ir_version(model) -> int:
+    """The oldest ONNX IR version that carries this model's operator sets.
+
+    A file is only as portable as its IR version: ONNX Runtime 1.30 refuses IR 14 (what
+    onnx 1.23 writes by default) and TensorRT 8.5's parser was built against onnx 1.12
+    (IR 8, opset 17).  Nothing fcn-edge emits needs a newer IR than its opset implies.
+    """
+    onnx = _onnx()
+    needed = 3
+    for entry in model.opset_import:
+        if entry.domain not in ("", "ai.onnx"):
+            continue
+        irs = [row[1] for row in onnx.helper.VERSION_TABLE if row[2] >= entry.version]
+        if irs:
+            needed = max(needed, min(irs))
+    if model.functions:
+        needed = max(needed, 8)  # model-local functions arrived with IR 8
+    return needed
+
+
+def pin_ir_version(model) -> int:
+    """Lower ``model.ir_version`` to :func:`lowest_ir_version` (never raise it); returns it."""
+    model.ir_version = min(int(model.ir_version or 10 ** 6), lowest_ir_version(model))
+    return model.ir_version
+
+
 def narrow_index_constants(model) -> int:
     """Store constant Gather indices and Slice parameters as INT32 instead of INT64.
 

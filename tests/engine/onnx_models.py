@@ -102,7 +102,7 @@ def make_head_onnx(path: Path, *, kernel: int = 16, stride: int = 8, pad: int = 
          helper.make_tensor_value_info("logits", TensorProto.FLOAT, [n, NUM_CLASSES, out_h, out_w])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="fcn-edge-tests")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="fcn-edge-tests", ir_version=8)
     model.ir_version = 8
     if metadata:
         add_metadata(model, info, export or export_facts(size=[h, w], opset=opset, batch=n if isinstance(n, int) else None))

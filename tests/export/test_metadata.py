@@ -74,7 +74,7 @@ def _save_foreign(path, with_metadata=None):
     node = helper.make_node("Conv", ["x", "w"], ["y"])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 500, 500])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 21, 500, 500])], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch", ir_version=8)
     for key, value in (with_metadata or {}).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
