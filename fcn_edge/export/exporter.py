@@ -80,7 +80,7 @@ from fcn_edge.export.trt_ops import DEFAULT_TARGETS
 from fcn_edge.export.verify import VerificationError, VerificationReport, verify_graph
 from fcn_edge.fileio import atomic_path, check_writable_destination, sha256_file
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.modelinfo import ModelInfo, label_dtype
 
 log = logging.getLogger("fcn_edge.export")
 
@@ -322,10 +322,8 @@ def _apply_passes(model, info: ModelInfo, config: ExportConfig, shapes: Resolved
 
 def _make_facts(info: ModelInfo, config: ExportConfig, shapes: ResolvedShapes, ckpt: Checkpoint,
                 source_sha: str | None, torch, weights_fp16: bool) -> ExportFacts:
-    from fcn_edge.export.graph import labels_dtype
-
     frames = config.io == "frames"
-    dtypes = {"labels": labels_dtype(info.num_classes), "confidence": config.confidence_dtype, "logits": "float32"}
+    dtypes = {"labels": label_dtype(info.num_classes), "confidence": config.confidence_dtype, "logits": "float32"}
     onnxscript = require("onnxscript")
     return ExportFacts(
         io=config.io, input="frames" if frames else "input", outputs=list(config.outputs),

@@ -222,3 +222,19 @@ def test_build_model_rejects_bad_arguments():
         build_model("fcn8s", geometry="weird")
     with pytest.raises(ValueError, match="width"):
         build_model("fcn8s", width=0)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_forward_padded_equals_forward_at_any_size(name):
+    model = build_model(name, num_classes=3, geometry="aligned", width=TINY_WIDTH).eval()
+    with torch.no_grad():
+        for h, w in ODD_SIZES:
+            x = torch.randn(1, 3, h, w)
+            out = model.forward_padded(x)
+            assert out.shape == (1, 3, h, w)
+            torch.testing.assert_close(out, model(x))
+
+
+def test_forward_padded_is_for_aligned_geometry_only():
+    with pytest.raises(ValueError, match="aligned"):
+        build_model("fcn8s", 3, "paper", TINY_WIDTH).forward_padded(torch.randn(1, 3, 32, 32))
