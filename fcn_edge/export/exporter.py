@@ -4,8 +4,9 @@ Pipeline (each step is a function below):
 
 1. load the checkpoint, settle size/geometry/channel order (:func:`resolve_export`);
 2. wrap the FCN in :class:`~fcn_edge.export.graph.DeployableFCN` and run torch.onnx;
-3. graph passes: opset 18 -> requested opset, INT32 index constants, I/O shapes
-   declared exactly, optional FP16 weight storage (:mod:`.passes`);
+3. graph passes: node names after their modules, opset 18 -> requested opset, INT32
+   index constants, I/O shapes declared exactly, optional FP16 weight storage
+   (:mod:`.passes`);
 4. ``onnx.checker`` (full check), then ONNX Runtime vs PyTorch (:mod:`.verify`), both on
    the very ModelProto that is then written (ORT loads a temporary copy of it);
 5. metadata (:mod:`.metadata`) and the TensorRT lint (:mod:`.lint`);
@@ -311,6 +312,7 @@ def _apply_passes(model, info: ModelInfo, config: ExportConfig, shapes: Resolved
     from fcn_edge.export import passes
 
     try:
+        passes.name_nodes_by_module(model)
         passes.downgrade_opset(model, config.opset)
         passes.narrow_index_constants(model)
         passes.shapes_after_input_cast(model)
