@@ -197,6 +197,11 @@ def label_dtype(num_classes: int) -> str:
     return "uint8" if int(num_classes) <= MAX_UINT8_CLASSES else "int32"
 
 
+# Confidence stored as uint8 (the export default): round(probability x 255), so
+# probability = value / 255 (the export facts' ``confidence_scale``).
+CONFIDENCE_UINT8_MAX = 255
+
+
 def default_class_names(num_classes: int) -> list[str]:
     """VOC names for 21 classes, ``class_<i>`` otherwise."""
     if num_classes == len(VOC_CLASSES):

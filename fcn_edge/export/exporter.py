@@ -81,7 +81,7 @@ from fcn_edge.export.trt_ops import DEFAULT_TARGETS
 from fcn_edge.export.verify import VerificationError, VerificationReport, verify_graph
 from fcn_edge.fileio import atomic_path, check_writable_destination, sha256_file
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo, label_dtype
+from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
 
 log = logging.getLogger("fcn_edge.export")
 
@@ -336,7 +336,7 @@ def _make_facts(info: ModelInfo, config: ExportConfig, shapes: ResolvedShapes, c
         input_channel_order=(info.preprocessing.input_channel_order if frames
                              else info.preprocessing.model_channel_order),
         output_dtypes={name: dtypes[name] for name in config.outputs},
-        confidence_scale=(1.0 / 255.0 if config.confidence_dtype == "uint8" else 1.0)
+        confidence_scale=(1.0 / CONFIDENCE_UINT8_MAX if config.confidence_dtype == "uint8" else 1.0)
         if "confidence" in config.outputs else None,
         weights_dtype="float16" if weights_fp16 else "float32",
         exporter=f"torch.onnx dynamo (torch {torch.__version__}, onnxscript {getattr(onnxscript, '__version__', '?')})",

@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from fcn_edge.modelinfo import Preprocessing, label_dtype
+from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, Preprocessing, label_dtype
 
 OUTPUT_NAMES = ("labels", "confidence", "logits")
 # uint8 and float16 are what ``fcn-edge export`` offers; float32 is for the PyTorch
@@ -90,7 +90,7 @@ class SegmentationOutputs(nn.Module):
             elif name == "confidence":
                 prob = torch.amax(torch.softmax(logits, dim=1), dim=1)
                 if self.confidence_dtype == "uint8":
-                    results.append(torch.floor(prob * 255.0 + 0.5).to(torch.uint8))
+                    results.append(torch.floor(prob * float(CONFIDENCE_UINT8_MAX) + 0.5).to(torch.uint8))
                 else:
                     results.append(prob.to(getattr(torch, self.confidence_dtype)))
             else:

@@ -45,13 +45,9 @@ def build_engine(onnx_path, engine_path, dynamic: bool):
 
 
 @pytest.fixture(scope="module")
-def tiny_engines(tmp_path_factory, tiny_info, tiny_torch_model):
-    from tests.onnx_models import export_tiny_onnx
-
+def tiny_engines(tmp_path_factory, tiny_onnx, tiny_onnx_dynamic):
     folder = tmp_path_factory.mktemp("engines")
-    static_onnx = export_tiny_onnx(folder / "static.onnx", tiny_info, model=tiny_torch_model,
-                                   outputs=("labels", "confidence"))
-    dynamic_onnx = export_tiny_onnx(folder / "dynamic.onnx", tiny_info, model=tiny_torch_model, batch=None)
+    static_onnx, dynamic_onnx = tiny_onnx, tiny_onnx_dynamic
     return {
         "static": (static_onnx, build_engine(static_onnx, folder / "static.engine", False)),
         "dynamic": (dynamic_onnx, build_engine(dynamic_onnx, folder / "dynamic.engine", True)),
