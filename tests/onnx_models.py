@@ -114,23 +114,6 @@ def write_images(folder: str | Path, count: int = 5, size: tuple[int, int] = (12
     return paths
 
 
-def count_video_frames(path: str | Path) -> int:
-    """Frames actually decodable from a video file (not the container's claim)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        return -1
-    n = 0
-    while True:
-        ok, _ = capture.read()
-        if not ok:
-            break
-        n += 1
-    capture.release()
-    return n
-
-
 # ------------------------------------------------------------------ fixtures
 # Imported by tests/runtime/conftest.py, tests/stream/conftest.py and tests/test_api.py.
 import pytest  # noqa: E402

@@ -77,6 +77,7 @@ from fcn_edge.errors import FcnEdgeError
 from fcn_edge.export.config import DEFAULT_SIZE, ExportConfig, ExportConfigError, ResolvedShapes, resolve_shapes
 from fcn_edge.export.lint import LintReport, lint_onnx
 from fcn_edge.export.metadata import ExportFacts, apply_metadata, read_onnx_metadata, utc_now
+from fcn_edge.export.protowire import ELEM_TYPES
 from fcn_edge.export.trt_ops import DEFAULT_TARGETS
 from fcn_edge.export.verify import VerificationError, VerificationReport, verify_graph
 from fcn_edge.fileio import atomic_path, check_writable_destination, sha256_file
@@ -86,7 +87,7 @@ from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
 log = logging.getLogger("fcn_edge.export")
 
 EXPORT_DIR = Path("export")
-_ONNX_DTYPE = {"uint8": 2, "int32": 6, "float16": 10, "float32": 1}
+_ONNX_DTYPE = {name: number for number, name in ELEM_TYPES.items()}  # "uint8" -> TensorProto.UINT8 ...
 
 
 class ExportError(FcnEdgeError):

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from fcn_edge.data.synth import count_video_frames
 from tests.conftest import assert_one_line_error, cli_env
-from tests.onnx_models import count_video_frames, write_images, write_video
+from tests.onnx_models import write_images, write_video
 from tests.stream.mjpeg_server import MjpegServer
 
 STAT_FIELDS = ("latency_ms", "throughput_fps", "dropped_frames", "reconnects", "frames", "elapsed_s", "stop_reason")
