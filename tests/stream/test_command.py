@@ -124,3 +124,14 @@ def test_user_errors_are_one_line(run_cli, tiny_onnx, tmp_path, args, needles):
 def test_missing_model_is_one_line(run_cli, tmp_path):
     completed = run_cli("run", tmp_path / "nope.onnx", "--source", "0")
     assert_one_line_error(completed, "nope.onnx")
+
+
+def test_tensorrt_flags_reach_the_backend():
+    from fcn_edge.cli import build_parser
+    from fcn_edge.stream.command import backend_options
+
+    args = build_parser().parse_args(["run", "m.engine", "--source", "0", "--device", "cuda:1", "--no-sidecar-check",
+                                      "--lean-runtime", "/usr/lib/libnvinfer_lean.so.10"])
+    options = backend_options("tensorrt", args)
+    assert options["device_id"] == 1 and options["check_sidecar"] is False
+    assert options["lean_runtime"] == "/usr/lib/libnvinfer_lean.so.10"
