@@ -11,7 +11,6 @@ carry no classes, palette or preprocessing and the runtime would guess them.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from fcn_edge.export.metadata import parse_metadata_props
 from fcn_edge.export.protowire import ELEM_TYPES
 from fcn_edge.fileio import require_file, sha256_file
 from fcn_edge.lazy import require
-
-log = logging.getLogger(__name__)
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 

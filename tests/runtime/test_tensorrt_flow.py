@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import itertools
-import json
 import time
 import types
 
