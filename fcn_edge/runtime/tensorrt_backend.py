@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, probe_gpu
-from fcn_edge.engine.sidecar import (EngineLoadSettings, EngineSidecar, load_settings, prepare_engine_load,
-                                     read_sidecar, sidecar_path_for)
+from fcn_edge.engine.sidecar import (EngineLoadSettings, EngineSidecar, engine_load_settings, load_settings,
+                                     prepare_engine_load, read_sidecar, sidecar_path_for)
 from fcn_edge.engine.trt_load import prepare_runtime, read_engine_io
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.export.metadata import ExportFacts
@@ -64,8 +64,8 @@ class _BufferSet:
     submitted_at: float = 0.0
 
 
-# What an engine without a sidecar is loaded with: nothing special (no host code, GPU cores).
-PLAIN_LOAD = EngineLoadSettings(engine_host_code_allowed=False, dla_core=None, load_lean_runtime=False)
+# What an engine without a sidecar is loaded with: built plainly, as far as anyone can tell.
+PLAIN_LOAD = engine_load_settings(version_compatible=False, exclude_lean_runtime=False, dla_core=None)
 
 
 def describe_engine_tensors(trt: Any, engine: Any, profile: int = 0) -> list[EngineTensor]:
