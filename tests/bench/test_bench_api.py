@@ -114,9 +114,9 @@ def test_shared_options_go_where_they_are_taken_model_options_always(double_back
 
 def test_agreement_with_the_first_model_tells_same_weights_from_different_ones(tmp_path, tiny_info, tiny_onnx,
                                                                                tiny_onnx_raw, tiny_checkpoint):
-    from tests.onnx_models import export_tiny_onnx
+    from tests.onnx_models import export_random_model
 
-    other = export_tiny_onnx(tmp_path / "other_weights.onnx", tiny_info, seed=1)
+    other = export_random_model(tmp_path / "other_weights.onnx", tiny_info, seed=1)
     report = run_bench([tiny_checkpoint, tiny_onnx, tiny_onnx_raw, other],
                        BenchConfig(iterations=2, warmup=1, check_agreement=True, compare=True, progress=False))
     agreement = {r.model: r.agreement for r in report.rows}
