@@ -1,4 +1,4 @@
-"""A small synthetic validation set, tiny checkpoints in both geometries, and their ONNX export."""
+"""A small synthetic validation set and tiny checkpoints (the ONNX exports are tests/onnx_models.py's)."""
 
 from __future__ import annotations
 
@@ -34,13 +34,3 @@ def save_tiny(path, *, geometry="aligned", classes=TINY_CLASSES, input_size=(64,
     info = ModelInfo(arch=arch, num_classes=classes, geometry=geometry, width=TINY_WIDTH,
                      preprocessing=Preprocessing.imagenet(), input_size=input_size)
     return save_model(path, model, info)
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory, tiny_checkpoint):
-    """tests/conftest.py's tiny checkpoint exported at its input size (64x96, static batch 1)."""
-    from fcn_edge.export import ExportConfig, export_onnx
-
-    out = tmp_path_factory.mktemp("eval-onnx") / "tiny.onnx"
-    export_onnx(tiny_checkpoint, out, ExportConfig(), lint_targets=())
-    return out

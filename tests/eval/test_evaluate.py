@@ -63,14 +63,17 @@ def test_paper_geometry_takes_each_image_as_it_is_and_size_overrides(tmp_path, s
     assert resized.first.sizes == {"96x96": 3} and resized.images == 3
 
 
-def test_compare_pt_with_its_onnx_export_and_with_another_model(tiny_checkpoint, tiny_onnx, synth_val, tmp_path):
+def test_compare_pt_with_its_onnx_exports_and_with_another_model(tiny_checkpoint, tiny_onnx, tiny_onnx_raw,
+                                                                   tiny_onnx_dynamic, synth_val, tmp_path):
     other = save_tiny(tmp_path / "other.pt", seed=9)
-    report = evaluate([tiny_checkpoint, tiny_onnx, other], synth_val, EvalConfig(progress=False))
-    pt, onnx, different = report.models
-    assert (pt.backend, onnx.backend) == ("torch", "onnxruntime")
-    assert onnx.sizes == pt.sizes == {"64x96": 8}
-    assert onnx.agreement >= 0.999
-    assert onnx.scores["mean_iu"] == pytest.approx(pt.scores["mean_iu"], abs=0.01)
+    models = [tiny_checkpoint, tiny_onnx, tiny_onnx_raw, tiny_onnx_dynamic, other]
+    report = evaluate(models, synth_val, EvalConfig(progress=False, batch_size=3))
+    pt, onnx, raw, dynamic, different = report.models
+    assert pt.backend == "torch" and {onnx.backend, raw.backend, dynamic.backend} == {"onnxruntime"}
+    for exported in (onnx, raw, dynamic):  # frames or raw I/O, static batch 1 or dynamic batch: same pixels in
+        assert exported.sizes == pt.sizes == {"64x96": 8}
+        assert exported.agreement >= 0.999
+        assert exported.scores["mean_iu"] == pytest.approx(pt.scores["mean_iu"], abs=0.01)
     assert different.agreement < 0.9
     text = report.format_text()
     assert "agree" in text and "per-class IU" in text and "tiny.onnx" in text
