@@ -24,6 +24,27 @@ from pathlib import Path
 from benchmarks._machine import write_result
 
 
+RESULTS_TITLE = "Training on the synthetic data (`fcn-edge train`, `benchmarks/train_synthetic.py`)"
+
+
+def results_markdown(data: dict) -> list[str]:
+    """RESULTS.md block (the machine line above it names the command): the goal, when it was reached, the curve."""
+    reached = data.get("goal_first_reached") or {}
+    lines = [f"Goal: {data.get('goal')}. Data: {data.get('data')}.", "",
+             f"Goal {'reached' if data.get('goal_reached') else 'NOT reached'}"
+             + (f" at iteration {reached.get('iteration')} after {reached.get('seconds')} s"
+                f" (mean IU {reached.get('mean_iu', 0):.4f})" if reached else "")
+             + f"; best mean IU {data.get('best_mean_iu', 0):.4f} at iteration {data.get('best_iteration')}; "
+             f"{data.get('iterations')} iterations in {data.get('train_seconds')} s "
+             f"({data.get('iterations_per_s')} it/s); `fcn-edge eval best.pt` gives "
+             f"{(data.get('eval_cross_check') or {}).get('mean_iu', 0):.4f}.", "",
+             "| iteration | seconds | pixel acc | mean acc | mean IU | f.w. IU |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in data.get("validations") or []:
+        lines.append(f"| {row['iteration']} | {row.get('elapsed_s', 0):.0f} | {row['pixel_accuracy']:.4f} | "
+                     f"{row['mean_accuracy']:.4f} | {row['mean_iu']:.4f} | {row['fw_iu']:.4f} |")
+    return lines
+
+
 def demo_command(data: str, out: str, settings: dict) -> str:
     """The `fcn-edge train` command line equivalent to the demo settings."""
     parts = ["fcn-edge train", f"--data {data}", f"--out {out}"]
