@@ -148,10 +148,22 @@ def prepare_stub_environment(environ: dict[str, str] | None = None, *, check: bo
     return env
 
 
-def apply_stub_environment(env: StubEnvironment) -> None:
-    """Export the stub's ``LD_LIBRARY_PATH`` (PyTriton copies ``os.environ`` when it starts the server)."""
+def apply_stub_environment(env: StubEnvironment) -> str | None:
+    """Export the stub's ``LD_LIBRARY_PATH`` (PyTriton copies ``os.environ`` when it starts the server).
+
+    Returns the previous value (None when unset) so the caller can restore it.
+    """
+    previous = os.environ.get("LD_LIBRARY_PATH")
     if env.ld_library_path:
         os.environ["LD_LIBRARY_PATH"] = env.ld_library_path
+    return previous
+
+
+def restore_ld_library_path(previous: str | None) -> None:
+    if previous is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = previous
 
 
 def check_port_free(address: str, port: int, what: str, option: str) -> None:
@@ -216,5 +228,5 @@ def diagnose_server_failure(log_text: str, env: StubEnvironment | None, exc: Bas
 
 
 __all__ = ["ServeError", "StubEnvironment", "interpreter_libpython", "stub_path", "resolve_libpython",
-           "prepare_stub_environment", "apply_stub_environment", "check_port_free", "free_port",
+           "prepare_stub_environment", "apply_stub_environment", "restore_ld_library_path", "check_port_free", "free_port",
            "diagnose_server_failure"]

@@ -44,7 +44,7 @@ from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.lazy import require
 from fcn_edge.runtime.base import CONFIDENCE, LABELS, LOGITS, InferenceResult, Runner
 from fcn_edge.serve.environment import (ServeError, StubEnvironment, apply_stub_environment, check_port_free,
-                                        diagnose_server_failure, prepare_stub_environment)
+                                        diagnose_server_failure, prepare_stub_environment, restore_ld_library_path)
 from fcn_edge.serve.model_config import BatchPlan, model_parameters, plan_serve_batching
 
 log = logging.getLogger(__name__)
@@ -237,6 +237,8 @@ class TritonService:
         self._tmp: Path | None = None
         self._log_file: Path | None = None
         self._descendants: set[int] = set()
+        self._previous_ld_path: str | None = None
+        self._ld_path_applied = False
         self.started = False
 
     # ------------------------------------------------------------------ facts
@@ -281,7 +283,8 @@ class TritonService:
             raise ServeError(env.problems[0])
         for note in env.notes:
             log.warning("%s", note)
-        apply_stub_environment(env)
+        self._previous_ld_path = apply_stub_environment(env)
+        self._ld_path_applied = True
         log.debug("python backend stub: %s", env.to_dict())
 
         self._open_runners()
@@ -308,6 +311,7 @@ class TritonService:
         triton_config = pytriton_triton.TritonConfig(
             http_address=cfg.address, http_port=cfg.http_port, grpc_address=cfg.address, grpc_port=cfg.grpc_port,
             metrics_port=cfg.metrics_port, metrics_address=cfg.address, allow_metrics=True, allow_cpu_metrics=True,
+            allow_gpu_metrics=shutil.which("nvidia-smi") is not None,
             exit_timeout_secs=int(cfg.exit_timeout), log_verbose=int(cfg.log_verbose), log_file=self._log_file)
         security = pytriton_triton.TritonSecurityConfig(restricted_endpoints=list(PROTECTED_ENDPOINTS))
         try:
@@ -329,13 +333,31 @@ class TritonService:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise ServeError(f"{message} (server log: {self._kept_log()})") from None
-        if not triton.is_alive():
+        if not triton.is_alive() or not self._wait_model_ready():
             message = diagnose_server_failure(self._server_log(), env, None)
             self.stop()
             raise ServeError(f"{message} (server log: {self._kept_log()})")
         self._track_descendants()
         self.started = True
         return self
+
+    def _wait_model_ready(self) -> bool:
+        """True once Triton reports the model ready (its own /v2/health/ready turns 200 before the model loads)."""
+        http = require("tritonclient.http", purpose="to check the served model")
+        deadline = time.monotonic() + self.config.startup_timeout
+        client = http.InferenceServerClient(f"{self.connect_address}:{self.config.http_port}", connection_timeout=5,
+                                            network_timeout=5)
+        try:
+            while time.monotonic() < deadline and self.is_alive():
+                try:
+                    if client.is_model_ready(self.model_name):
+                        return True
+                except Exception:  # noqa: BLE001 - not up yet
+                    pass
+                time.sleep(0.2)
+        finally:
+            client.close()
+        return False
 
     def _open_runners(self) -> None:
         from fcn_edge.runtime import open_runner, resolve_backend
@@ -425,6 +447,9 @@ class TritonService:
                 log.warning("PyTriton did not stop cleanly: %s", exc)
         self._reap_descendants()
         self._cleanup_runners()
+        if self._ld_path_applied:  # the caller's environment as it was
+            restore_ld_library_path(self._previous_ld_path)
+            self._ld_path_applied = False
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

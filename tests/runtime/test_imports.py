@@ -22,9 +22,11 @@ def test_importing_runtime_stream_api_and_cli_pulls_in_nothing_heavy():
         import fcn_edge, fcn_edge.runtime, fcn_edge.stream, fcn_edge.stream.command, fcn_edge.api
         from fcn_edge import Segmenter
         from fcn_edge.runtime import trt_buffers, cuda_memory, sidecar, metadata, resize, preprocess
+        from fcn_edge.runtime import triton_backend
+        import fcn_edge.stream.multi, fcn_edge.serve
         from fcn_edge.cli import build_parser
         build_parser()
-        loaded = [m for m in {HEAVY!r} + ("onnxruntime", "cv2") if m in sys.modules]
+        loaded = [m for m in {HEAVY!r} + ("onnxruntime", "cv2", "tritonclient", "pytriton") if m in sys.modules]
         print("LOADED", loaded)
     """)
     assert completed.returncode == 0, completed.stderr
