@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli_env
-from tests.onnx_models import export_tiny_onnx, tiny_torch_model  # noqa: F401 - fixture
 
 MAX_BATCH = 8
 
@@ -32,26 +31,33 @@ def require_serve_packages():
 
 
 @pytest.fixture(scope="session")
-def serve_onnx(tmp_path_factory, tiny_info, tiny_torch_model):
-    """frames uint8 [N,64,96,3] (N dynamic 1..8) -> labels uint8 + confidence, with the export metadata."""
-    return export_tiny_onnx(tmp_path_factory.mktemp("serve") / "tiny_serve.onnx", tiny_info, model=tiny_torch_model,
-                            batch=None, max_batch=MAX_BATCH, outputs=("labels", "confidence"))
+def serve_onnx(tmp_path_factory, tiny_checkpoint):
+    """``fcn-edge export`` of the tiny checkpoint: frames uint8 [N,64,96,3], N dynamic 1..8 (optimal 4) ->
+    labels uint8 + confidence uint8 (probability x 255)."""
+    from fcn_edge.export import ExportConfig, export_onnx
+
+    path = tmp_path_factory.mktemp("serve") / "tiny_serve.onnx"
+    export_onnx(tiny_checkpoint, path, ExportConfig(batch=4, dynamic=("batch",), min_shape=(1, 64, 96),
+                                                    max_shape=(MAX_BATCH, 64, 96), outputs=("labels", "confidence"),
+                                                    verify=False))
+    return path
 
 
-def wait_ready(url: str, process: subprocess.Popen, name: str, timeout: float = 180.0) -> None:
-    """Until the *model* is ready (the server's own /v2/health/ready turns 200 before PyTriton loads it)."""
+def wait_ready(server: "ServeProcess", timeout: float = 180.0) -> None:
+    """Until the *model* is ready (the server's own /v2/health/ready turns 200 before PyTriton loads it)
+    and the command has printed its 'ready' line."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"fcn-edge serve exited with {process.returncode} before it was ready")
+        if server.process.poll() is not None:
+            raise AssertionError(f"fcn-edge serve exited with {server.process.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(f"{url}/v2/models/{name}/ready", timeout=2) as response:
-                if response.status == 200:
+            with urllib.request.urlopen(f"{server.http}/v2/models/{server.name}/ready", timeout=2) as response:
+                if response.status == 200 and any(line.startswith("ready") for line in server.lines):
                     return
         except OSError:
             pass
         time.sleep(0.25)
-    raise AssertionError(f"the server at {url} was not ready within {timeout:.0f} s")
+    raise AssertionError(f"the server at {server.http} was not ready within {timeout:.0f} s")
 
 
 class ServeProcess:
@@ -112,7 +118,7 @@ def triton_server(serve_onnx):
                            "--max-batch", str(MAX_BATCH), "--max-queue-delay-us", "20000", "--threads", "1",
                            "--exit-timeout", "3"], *ports, name)
     try:
-        wait_ready(server.http, server.process, name)
+        wait_ready(server)
     except AssertionError as exc:
         server.stop(signal.SIGKILL)
         raise AssertionError(f"{exc}\n{server.output}") from None

@@ -11,7 +11,6 @@ from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.modelinfo import ModelInfo
 from tests.conftest import assert_one_line_error
-from tests.onnx_models import export_tiny_onnx
 
 pb = pytest.importorskip("tritonclient.grpc.model_config_pb2",
                          reason="tritonclient[grpc] is not installed (pip install 'fcn-edge[serve]')")
@@ -27,9 +26,13 @@ def _type(value: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def static_onnx(tmp_path_factory, tiny_info, tiny_torch_model):
-    return export_tiny_onnx(tmp_path_factory.mktemp("repo") / "tiny_b1.onnx", tiny_info, model=tiny_torch_model,
-                            outputs=("labels", "confidence"))
+def static_onnx(tmp_path_factory, tiny_checkpoint):
+    """``fcn-edge export`` with the default static batch of 1."""
+    from fcn_edge.export import ExportConfig, export_onnx
+
+    path = tmp_path_factory.mktemp("repo") / "tiny_b1.onnx"
+    export_onnx(tiny_checkpoint, path, ExportConfig(outputs=("labels", "confidence"), verify=False))
+    return path
 
 
 @pytest.fixture
@@ -48,7 +51,10 @@ def fake_engine(tmp_path, tiny_info):
     return engine
 
 
-def test_onnx_models_get_configs_derived_from_the_model(run_cli, serve_onnx, static_onnx, tmp_path, tiny_info):
+def test_onnx_models_get_configs_derived_from_the_model(run_cli, serve_onnx, static_onnx, tmp_path):
+    from fcn_edge.export import read_onnx_metadata
+
+    info = read_onnx_metadata(serve_onnx)[0]
     repo = tmp_path / "models"
     completed = run_cli("triton-repo", serve_onnx, static_onnx, "-o", repo, "--name", "seg", "--name", "seg_b1",
                         "--instances", "2", "--keep-versions", "2", "--max-queue-delay-us", "500")
@@ -58,12 +64,12 @@ def test_onnx_models_get_configs_derived_from_the_model(run_cli, serve_onnx, sta
     assert dynamic.max_batch_size == 8
     assert [(t.name, _type(t.data_type), list(t.dims)) for t in dynamic.input] == [("frames", "TYPE_UINT8", [64, 96, 3])]
     assert [(t.name, _type(t.data_type), list(t.dims)) for t in dynamic.output] == [
-        ("labels", "TYPE_UINT8", [64, 96]), ("confidence", "TYPE_FP32", [64, 96])]
+        ("labels", "TYPE_UINT8", [64, 96]), ("confidence", "TYPE_UINT8", [64, 96])]
     assert list(dynamic.dynamic_batching.preferred_batch_size) == [4, 8]  # the export's optimal and largest batch
     assert dynamic.dynamic_batching.max_queue_delay_microseconds == 500
     assert dynamic.instance_group[0].count == 2
     assert dynamic.version_policy.latest.num_versions == 2
-    assert ModelInfo.from_json(dynamic.parameters["fcn_edge.model"].string_value).to_dict() == tiny_info.to_dict()
+    assert ModelInfo.from_json(dynamic.parameters["fcn_edge.model"].string_value).to_dict() == info.to_dict()
     assert (repo / "seg" / "1" / "model.onnx").read_bytes() == serve_onnx.read_bytes()
 
     static = _parse(repo / "seg_b1" / "config.pbtxt")

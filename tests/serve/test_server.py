@@ -53,7 +53,10 @@ def _request(batch: np.ndarray, dtype: str = "UINT8", name: str = "frames"):
     return [tensor]
 
 
-def test_health_metrics_and_the_published_model_description(triton_server, serve_onnx, tiny_info):
+def test_health_metrics_and_the_published_model_description(triton_server, serve_onnx):
+    from fcn_edge.export import read_onnx_metadata
+
+    tiny_info = read_onnx_metadata(serve_onnx)[0]
     assert _get(triton_server.http + "/v2/health/live")[0] == 200
     assert _get(triton_server.http + "/v2/health/ready")[0] == 200
     assert _get(f"{triton_server.http}/v2/models/{triton_server.name}/ready")[0] == 200
@@ -63,8 +66,9 @@ def test_health_metrics_and_the_published_model_description(triton_server, serve
     config = json.loads(text)
     assert config["max_batch_size"] == MAX_BATCH and config["dynamic_batching"]["max_queue_delay_microseconds"] == 20000
     assert [(t["name"], t["data_type"], t["dims"]) for t in config["input"]] == [("frames", "TYPE_UINT8", [64, 96, 3])]
+    # exactly the exported model's outputs: uint8 labels, uint8 confidence (probability x 255)
     assert [(t["name"], t["data_type"]) for t in config["output"]] == [("labels", "TYPE_UINT8"),
-                                                                       ("confidence", "TYPE_FP32")]
+                                                                       ("confidence", "TYPE_UINT8")]
     described = ModelInfo.from_json(config["parameters"]["fcn_edge.model"]["string_value"])
     assert described.to_dict() == tiny_info.to_dict()
     assert json.loads(config["parameters"]["fcn_edge.export"]["string_value"])["dynamic"]["batch"][2] == MAX_BATCH
@@ -89,7 +93,7 @@ def test_concurrent_clients_get_the_local_labels_and_triton_batches_them(triton_
                 expected = local.infer(frame)
                 if not np.array_equal(labels, expected.labels):
                     mismatches.append(f"client {seed} request {k}: labels differ")
-                if not np.allclose(confidence, expected.confidence, atol=1e-5):
+                if confidence.dtype != np.uint8 or not np.array_equal(confidence, expected.confidence):
                     mismatches.append(f"client {seed} request {k}: confidence differs")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -171,7 +175,10 @@ def test_malformed_requests_fail_alone_while_others_are_served(triton_server, lo
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_triton_url_is_a_model_path(triton_server, local, protocol, tiny_info):
+def test_triton_url_is_a_model_path(triton_server, local, protocol, serve_onnx):
+    from fcn_edge.export import read_onnx_metadata
+
+    tiny_info = read_onnx_metadata(serve_onnx)[0]
     url = triton_server.url if protocol == "http" else triton_server.grpc_url
     with open_runner(url, stats_interval=0) as remote:
         assert remote.backend == "triton" and remote.info.to_dict() == tiny_info.to_dict()
