@@ -351,7 +351,15 @@ class TritonRunner(Runner):
         self._module = require(f"tritonclient.{self.address.protocol}",
                                purpose=f"to use models on a Triton server ({self.address.url})")
         self._executor: ThreadPoolExecutor | None = None
+        try:
+            self._connect(outputs, info)
+        except BaseException:
+            self._close()
+            self._closed = True
+            raise
 
+    def _connect(self, outputs: Sequence[str] | None, info: ModelInfo | None) -> None:
+        """Check the server and the model, read its configuration and description."""
         client = self._client()
         self._check_server(client)
         config = self._model_config(client)

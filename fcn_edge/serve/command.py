@@ -8,8 +8,10 @@ Examples:
 Clients (other machines, robots) then use the model as triton://HOST:8000/NAME
 (HTTP) or triton+grpc://HOST:8001/NAME (gRPC) with fcn-edge run/eval/bench and
 Segmenter.open, or any Triton client.  Endpoints: /v2/health/live,
-/v2/health/ready, /v2/models/NAME/config (the model's description is in its
-`parameters`), /v2/models/NAME/stats, and Prometheus metrics on --metrics-port.
+/v2/models/NAME/ready (probe this one: the server's own /v2/health/ready turns ready
+a moment before the model is loaded), /v2/models/NAME/config (the model's
+description is in its `parameters`), /v2/models/NAME/stats, and Prometheus metrics on
+--metrics-port.
 
 Needs `pip install 'fcn-edge[serve]'` (nvidia-pytriton, tritonclient; Linux x86_64/aarch64
 with glibc 2.35+).  SIGINT (Ctrl-C) or SIGTERM stops the server cleanly: in-flight
@@ -139,7 +141,7 @@ def _banner(service) -> list[str]:
         f"{service.config.instances} instance(s); {io.input.name if io else '?'} {io.input.dtype if io else ''} "
         f"[N,{shape}] -> {outputs}; max batch {plan.max_batch_size if plan else '?'}, queue delay "
         f"{service.config.max_queue_delay_us} us)",
-        f"  HTTP     {service.http_url}  (/v2/health/ready, /v2/models/{service.model_name}/config)",
+        f"  HTTP     {service.http_url}  (/v2/models/{service.model_name}/ready, /v2/models/{service.model_name}/config)",
         f"  gRPC     {service.grpc_url}",
         f"  metrics  {service.metrics_url}",
         f"  clients  fcn-edge run {service.model_url} --source ...   (gRPC: triton+grpc://{service.grpc_url}/"

@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", action="append", help="model name in the repository, once per model "
                                                    "(default: the file name, e.g. fcn8s_fp16)")
     p.add_argument("--max-batch", type=_positive_int,
-                   help="max_batch_size (default: the model's largest batch; only models with a dynamic batch batch)")
+                   help="max_batch_size (default: the model's largest batch; only a dynamic batch axis lets Triton batch)")
     p.add_argument("--max-queue-delay-us", type=_non_negative_int, default=2000,
                    help="dynamic batcher delay in microseconds (default 2000)")
     p.add_argument("--instances", type=_positive_int, default=1, help="instances per GPU (or CPU) (default 1)")
