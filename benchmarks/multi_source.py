@@ -49,10 +49,11 @@ def export_models(folder: Path, width: float, size: tuple[int, int], classes: in
     from fcn_edge.modelinfo import ModelInfo
 
     info = ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
-    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_tiny_onnx, "
-            "tiny_model; info = ModelInfo.from_json(sys.argv[3]); model = tiny_model(info); "
-            "export_tiny_onnx(sys.argv[1], info, model=model, size=tuple(info.input_size), batch=1); "
-            "export_tiny_onnx(sys.argv[2], info, model=model, size=tuple(info.input_size), batch=None, max_batch=8)")
+    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
+            "info = ModelInfo.from_json(sys.argv[3]); h, w = info.input_size; "
+            "export_random_model(sys.argv[1], info, seed=0, size=(h, w), outputs=('labels',)); "
+            "export_random_model(sys.argv[2], info, seed=0, size=(h, w), outputs=('labels',), dynamic=('batch',), "
+            "batch=4, min_shape=(1, h, w), max_shape=(8, h, w))")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     b1, dyn = folder / "b1.onnx", folder / "dynamic.onnx"
     subprocess.run([sys.executable, "-c", code, str(b1), str(dyn), info.to_json()], check=True, env=env)
@@ -117,6 +118,44 @@ def median_run(runs: list[dict]) -> dict:
     chosen = dict(ordered[len(ordered) // 2])
     chosen["total_fps_all_repeats"] = [r["total_fps"] for r in runs]
     return chosen
+
+
+RESULTS_TITLE = "Several sources through one runner (`fcn-edge run --source A --source B ...`)"
+
+
+def results_markdown(data: dict) -> list[str]:
+    """The RESULTS.md block (benchmarks/update_results.py)."""
+    def ms(d: dict, digits: int = 0) -> str:
+        return f"{d.get('p50', 0):.{digits}f} / {d.get('p95', 0):.{digits}f}" if d else "-"
+
+    model = data.get("model") or {}
+    lines = [f"FCN-8s width {model.get('width')}, {model.get('classes')} classes, "
+             f"{'x'.join(map(str, model.get('input_hw') or []))}, ONNX Runtime CPU "
+             f"({(data.get('backend') or {}).get('intra_op_threads')} threads); batch 1 = static-batch-1 export "
+             "(sources one after another), batched = dynamic batch 1..8 (one frame per source per call); "
+             "batch timeout 10 ms; median of the repeats.", ""]
+    scaling = data.get("backend_batch_scaling") or []
+    if scaling:
+        lines += ["Model alone, ms per frame: " + ", ".join(f"batch {r['batch']}: {r['ms_per_frame']:.1f}"
+                                                           for r in scaling) + ".", ""]
+    for kind, title in (("throughput", "Throughput (files decoded as fast as possible, every frame; latency "
+                                       "includes each source's 4-frame queue)"),
+                        ("camera", "Camera-like (each source read at 30 FPS, latest-frame policy)")):
+        rows = {}
+        for r in data.get(kind) or []:
+            rows.setdefault(r["sources"], {})[r["model"]] = r
+        table_rows = []
+        for n, pair in sorted(rows.items()):
+            a, b = pair.get("batch1") or {}, pair.get("batched") or {}
+            table_rows.append(f"| {n} | {a.get('total_fps', '-')} | {a.get('frames_dropped', '-')} | "
+                              f"{ms(a.get('e2e_ms') or {})} | {b.get('total_fps', '-')} | {b.get('mean_batch', '-')} | "
+                              f"{b.get('frames_dropped', '-')} | {ms(b.get('e2e_ms') or {})} | "
+                              f"{ms(b.get('batch_wait_ms') or {}, 1)} |")
+        lines += [f"{title}:", "",
+                  "| sources | batch 1: total FPS | dropped | e2e p50 / p95 ms | batched: total FPS | mean batch | "
+                  "dropped | e2e p50 / p95 ms | batch_wait p50 / p95 ms |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *table_rows, ""]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,9 +49,10 @@ def export_model(folder: Path, width: float, size: tuple[int, int], classes: int
     from fcn_edge.modelinfo import ModelInfo
 
     info = ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
-    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_tiny_onnx; "
-            "info = ModelInfo.from_json(sys.argv[2]); "
-            "export_tiny_onnx(sys.argv[1], info, size=tuple(info.input_size), batch=None, max_batch=8)")
+    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
+            "info = ModelInfo.from_json(sys.argv[2]); h, w = info.input_size; "
+            "export_random_model(sys.argv[1], info, size=(h, w), outputs=('labels',), dynamic=('batch',), batch=4, "
+            "min_shape=(1, h, w), max_shape=(8, h, w))")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     path = folder / "served.onnx"
     subprocess.run([sys.executable, "-c", code, str(path), info.to_json()], check=True, env=env)
@@ -147,6 +148,32 @@ def start_server(model: Path, threads: int, ports: list[int], delay_us: int) -> 
             time.sleep(0.25)
     process.kill()
     raise SystemExit("the server did not become ready")
+
+
+RESULTS_TITLE = "Triton server (`fcn-edge serve`) vs the local runner (`benchmarks/serve_throughput.py`)"
+
+
+def results_markdown(data: dict) -> list[str]:
+    """The RESULTS.md block (benchmarks/update_results.py)."""
+    model = data.get("model") or {}
+    server = data.get("server") or {}
+    lines = [f"FCN-8s width {model.get('width')}, {model.get('classes')} classes, "
+             f"{'x'.join(map(str, model.get('input_hw') or []))}, batch {model.get('batch')}; server: "
+             f"`{server.get('command')}` on 127.0.0.1; clients: {(data.get('request') or {}).get('client')}, one "
+             "frame per request. Server figures from Triton's statistics.", "",
+             "| caller | clients | requests/s | latency p50 / p95 ms | server mean batch | "
+             "server queue / compute ms per request |", "| --- | --- | --- | --- | --- | --- |"]
+    base = data.get("baseline_local_runner") or {}
+    if base:
+        lat = base.get("latency_ms") or {}
+        lines.append(f"| local runner (`runner.infer`, no server) | 1 | {base.get('requests_per_s')} | "
+                     f"{lat.get('p50', 0):.1f} / {lat.get('p95', 0):.1f} | - | - |")
+    for row in data.get("triton") or []:
+        lat, s = row.get("latency_ms") or {}, row.get("server") or {}
+        lines.append(f"| Triton {row.get('protocol', '').upper().replace('GRPC', 'gRPC')} | {row.get('clients')} | "
+                     f"{row.get('requests_per_s')} | {lat.get('p50', 0):.1f} / {lat.get('p95', 0):.1f} | "
+                     f"{s.get('mean_batch')} | {s.get('server_queue_ms', 0):.1f} / {s.get('server_compute_ms', 0):.1f} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

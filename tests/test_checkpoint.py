@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,8 +72,8 @@ def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path, tiny_info, monke
 
 @pytest.mark.parametrize("content,needle", [
     (b"", "empty"),
-    (os.urandom(4096), "cannot be read"),
-])
+    (np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "cannot be read"),
+], ids=["empty", "random-bytes"])
 def test_corrupt_files_are_one_line_errors(tmp_path, content, needle):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)

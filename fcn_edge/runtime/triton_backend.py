@@ -322,6 +322,7 @@ class TritonRunner(Runner):
 
     backend = "triton"
     timing_notes = {
+        **Runner.timing_notes,
         "infer": "client wall time of the request: serialise, send, server queue + compute, receive, decode",
         "request": "same as infer",
         "server_queue": "Triton scheduler queue time per request (dynamic-batching delay included); average over "
@@ -378,13 +379,15 @@ class TritonRunner(Runner):
             except ArtifactError as exc:
                 raise ArtifactError(f"{self.model_path}: its '{MODEL_PARAM}' parameter is invalid ({exc})") from exc
         else:
-            from fcn_edge.runtime.metadata import default_info
+            from fcn_edge.runtime.fallback import assume_model_info
 
             classes = None
             for spec in self.io.outputs:
                 if spec.name == LOGITS and len(spec.shape) == 4 and spec.shape[1]:
                     classes = int(spec.shape[1])
-            self.info = default_info(classes, self.model_path)
+            self.info = assume_model_info(self.model_path, io_kind=self.io.kind, num_classes=classes)
+        scale = (export or {}).get("confidence_scale")
+        self._confidence_scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else None
         wanted = list(outputs) if outputs else list(self.io.output_names)
         unknown = [n for n in wanted if n not in self.io.output_names]
         if unknown:
@@ -532,7 +535,8 @@ class TritonRunner(Runner):
             timings["server_queue"] = split["server_queue"]
             timings["server_compute"] = split["server_compute"]
             timings["network"] = max(0.0, request_ms - split["server_queue"] - split["server_compute"])
-        return build_result(outputs, self.io, self.info, timings, want_confidence=self._want_confidence)
+        return build_result(outputs, self.io, self.info, timings, want_confidence=self._want_confidence,
+                            confidence_scale=self._confidence_scale)
 
     def _close(self) -> None:
         if self._executor is not None:

@@ -42,6 +42,7 @@ import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.lazy import require
+from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, label_dtype
 from fcn_edge.runtime.base import CONFIDENCE, LABELS, LOGITS, InferenceResult, Runner
 from fcn_edge.serve.environment import (ServeError, StubEnvironment, apply_stub_environment, check_port_free,
                                         diagnose_server_failure, prepare_stub_environment, restore_ld_library_path)
@@ -104,10 +105,17 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
-    """The runner's output back in the model's own dtype (integers rounded and clipped, as the graph casts)."""
+def to_dtype(values: np.ndarray, dtype: str, scale: float = 1.0) -> np.ndarray:
+    """The runner's output back in the model's own dtype (integers rounded and clipped, as the graph casts).
+
+    ``scale`` undoes the runtime's reading of a stored value: the runner returns
+    confidence as a probability (stored value x ``confidence_scale``, 1/255 for uint8),
+    the served tensor is the stored value, exactly what the exported graph outputs.
+    """
     target = np.dtype(dtype)
     values = np.asarray(values)
+    if scale != 1.0:
+        values = values.astype(np.float32) / np.float32(scale)
     if values.dtype == target:
         return values
     if target.kind in "ui" and values.dtype.kind == "f":
@@ -141,10 +149,13 @@ class BatchInferer:
     runner in chunks the model accepts (padded for static batches), and split back.
     """
 
-    def __init__(self, runner: Runner, plan: BatchPlan, output_dtypes: dict[str, str]) -> None:
+    def __init__(self, runner: Runner, plan: BatchPlan, output_dtypes: dict[str, str],
+                 confidence_scale: float | None = None) -> None:
         self.runner = runner
         self.plan = plan
         self.output_dtypes = output_dtypes
+        confidence = output_dtypes.get(CONFIDENCE)
+        self.confidence_scale = confidence_scale or (1.0 / CONFIDENCE_UINT8_MAX if confidence == "uint8" else 1.0)
         self.input_name = runner.io.input.name
         self.lock = threading.Lock()
         self.calls = 0
@@ -196,18 +207,18 @@ class BatchInferer:
                 value = result.extra.get(name)
             if value is None:
                 raise FcnEdgeError(f"the runner returned no {name!r} output")
-            out[name] = to_dtype(value, dtype)
+            out[name] = to_dtype(value, dtype, self.confidence_scale if name == CONFIDENCE else 1.0)
         return out
 
 
 def served_outputs(runner: Runner) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Output name -> (dtype, dims without the batch axis) as Triton will declare them."""
-    label_dtype = "uint8" if runner.info.num_classes <= 256 else "int32"
+    labels_dtype = label_dtype(runner.info.num_classes)
     out = {}
     for spec in runner.io.outputs:
         dims = tuple(-1 if d is None else int(d) for d in spec.shape[1:])
         if spec.name == LABELS:
-            dtype = label_dtype
+            dtype = labels_dtype
             dims = dims[1:] if len(dims) == 3 and dims[0] == 1 else dims  # [N,1,H,W] labels are returned as [N,H,W]
         elif spec.name in (CONFIDENCE,):
             dtype = spec.dtype
@@ -219,7 +230,7 @@ def served_outputs(runner: Runner) -> dict[str, tuple[str, tuple[int, ...]]]:
         out[spec.name] = (dtype, dims)
     if LABELS not in out:  # raw models: labels are computed from logits on the host
         size = runner.io.size
-        out[LABELS] = (label_dtype, (size if size else (-1, -1)))
+        out[LABELS] = (labels_dtype, (size if size else (-1, -1)))
     return out
 
 
@@ -238,6 +249,7 @@ class TritonService:
         self._log_file: Path | None = None
         self._descendants: set[int] = set()
         self._previous_ld_path: str | None = None
+        self._export_facts: dict[str, Any] | None = None
         self._ld_path_applied = False
         self.started = False
 
@@ -293,7 +305,11 @@ class TritonService:
         for note in self.plan.notes:
             log.warning("%s", note)
         outputs = served_outputs(runner)
-        self.inferers = [BatchInferer(r, self.plan, {name: dtype for name, (dtype, _) in outputs.items()})
+        facts = export_facts_of(cfg.model) or {}
+        scale = facts.get("confidence_scale")
+        scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else None
+        self._export_facts = facts or None
+        self.inferers = [BatchInferer(r, self.plan, {name: dtype for name, (dtype, _) in outputs.items()}, scale)
                          for r in self.runners]
 
         io = runner.io
@@ -390,7 +406,7 @@ class TritonService:
         they are added.  If a later PyTriton changes that, serving still works and
         clients fall back to the tensors of the config (with a warning here).
         """
-        params = model_parameters(runner.info, export_facts_of(self.config.model))
+        params = model_parameters(runner.info, self._export_facts)
         params["fcn_edge.backend"] = runner.backend
         try:
             for model in triton._model_manager.models:  # noqa: SLF001 - see docstring

@@ -73,6 +73,8 @@ def register(subparsers: Any) -> None:
     g.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default="auto",
                    help="CUDA binding for TensorRT engines (default: cuda-python if installed, else pycuda)")
     g.add_argument("--no-sidecar-check", action="store_true", help="skip the engine sidecar's TensorRT/GPU check")
+    g.add_argument("--lean-runtime", metavar="LIB", help="TensorRT lean runtime library (libnvinfer_lean.so.N) for "
+                   "engines built with --exclude-lean-runtime")
     g.add_argument("--warmup", type=int, default=1, help="warm-up inferences before the stream starts (default 1)")
     g.add_argument("--max-batch", type=int,
                    help="several sources: most frames per inference call (default: one per source, within the model's "
@@ -125,7 +127,8 @@ def backend_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     elif backend == "torch":
         options.update(device=device, threads=args.threads)
     elif backend == "tensorrt":
-        options.update(cuda=args.cuda, device_id=gpu_index, check_sidecar=not args.no_sidecar_check)
+        options.update(cuda=args.cuda, device_id=gpu_index, check_sidecar=not args.no_sidecar_check,
+                       lean_runtime=args.lean_runtime)
     return options
 
 

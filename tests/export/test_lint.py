@@ -14,7 +14,7 @@ from fcn_edge.export.trt_ops import TARGETS, TRT8_SUPPORTED, TRT10_SUPPORTED
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17):
     graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 def _codes(report, severity=None):

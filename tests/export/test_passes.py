@@ -30,7 +30,7 @@ def _opset18_graph():
              helper.make_node("Gather", ["m", "idx"], ["g"], axis=1, name="gather"),
              helper.make_node("Slice", ["g", "starts", "ends", "slice_axes"], ["y"], name="slice")]
     graph = helper.make_graph(nodes, "g", [x], [y], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
 
 
 def test_downgrade_to_17_keeps_results():
@@ -73,7 +73,8 @@ def test_store_weights_fp16_adds_casts_and_keeps_results():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])
     model = helper.make_model(helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])],
-                                                "g", [x], [y], [w, b]), opset_imports=[helper.make_opsetid("", 17)])
+                                                "g", [x], [y], [w, b]), opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=8)
     feed = {"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)}
     before = _run(model, feed)[0]
     converted, saved = passes.store_weights_fp16(model)
@@ -83,3 +84,13 @@ def test_store_weights_fp16_adds_casts_and_keeps_results():
     assert kinds == {"w__fp16": TensorProto.FLOAT16, "b": TensorProto.FLOAT}
     assert model.graph.node[0].op_type == "Cast"
     np.testing.assert_allclose(_run(model, feed)[0], before, atol=1e-2)
+
+
+def test_pin_ir_version_to_the_lowest_the_opset_needs():
+    model = _opset18_graph()
+    model.ir_version = 14  # what onnx 1.23 writes by default; ONNX Runtime 1.30 refuses it
+    assert passes.pin_ir_version(model) == 8
+    opset17 = helper.make_model(helper.make_graph([], "g", [], []), opset_imports=[helper.make_opsetid("", 17)])
+    assert passes.pin_ir_version(opset17) == 8
+    old = helper.make_model(helper.make_graph([], "g", [], []), opset_imports=[helper.make_opsetid("", 13)], ir_version=6)
+    assert passes.pin_ir_version(old) == 6  # never raised

@@ -34,13 +34,11 @@ def require_serve_packages():
 def serve_onnx(tmp_path_factory, tiny_checkpoint):
     """``fcn-edge export`` of the tiny checkpoint: frames uint8 [N,64,96,3], N dynamic 1..8 (optimal 4) ->
     labels uint8 + confidence uint8 (probability x 255)."""
-    from fcn_edge.export import ExportConfig, export_onnx
+    from tests.onnx_models import export_checkpoint
 
-    path = tmp_path_factory.mktemp("serve") / "tiny_serve.onnx"
-    export_onnx(tiny_checkpoint, path, ExportConfig(batch=4, dynamic=("batch",), min_shape=(1, 64, 96),
-                                                    max_shape=(MAX_BATCH, 64, 96), outputs=("labels", "confidence"),
-                                                    verify=False))
-    return path
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("serve") / "tiny_serve.onnx", batch=4,
+                             dynamic=("batch",), min_shape=(1, 64, 96), max_shape=(MAX_BATCH, 64, 96),
+                             outputs=("labels", "confidence"))
 
 
 def wait_ready(server: "ServeProcess", timeout: float = 180.0) -> None:

@@ -61,23 +61,27 @@ class _Recording:
         from fcn_edge.runtime import InferenceResult
 
         self.sizes.append(len(batch))
-        return InferenceResult(labels=batch[..., 0].copy(), confidence=batch[..., 1].astype(np.float32))
+        # confidence as the runtime returns it: a probability (stored uint8 x 1/255)
+        return InferenceResult(labels=batch[..., 0].copy(), confidence=batch[..., 1].astype(np.float32) / 255)
 
 
 def test_batch_inferer_stacks_requests_chunks_pads_and_splits_back():
     runner = _Recording(_io(4, 4))
     inferer = BatchInferer(runner, plan_serve_batching(runner.io, 6), {"labels": "uint8", "confidence": "uint8"})
     requests = [{"frames": np.full((n, 64, 96, 3), i, np.uint8)} for i, n in enumerate((1, 3, 2))]
+    requests[2]["frames"][..., 1] = 200
     responses = inferer(requests)
     assert runner.sizes == [4, 4]  # 6 frames -> chunks of 4 and 2 (padded to 4)
     assert [r["labels"].shape[0] for r in responses] == [1, 3, 2]
     assert [int(r["labels"][0, 0, 0]) for r in responses] == [0, 1, 2]
-    assert responses[2]["confidence"].dtype == np.uint8
+    assert responses[2]["confidence"].dtype == np.uint8 and int(responses[2]["confidence"].max()) == 200
 
 
 def test_outputs_return_in_the_models_dtype():
     assert to_dtype(np.array([254.6, -3.0, 300.0], np.float32), "uint8").tolist() == [255, 0, 255]
     assert to_dtype(np.array([0.25], np.float32), "float16").dtype == np.float16
+    stored = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(to_dtype(stored.astype(np.float32) * np.float32(1 / 255), "uint8", 1 / 255), stored)
     assert default_model_name("export/fcn8s.fp16.engine") == "fcn8s.fp16"
     assert default_model_name("my model!.onnx") == "my_model"
 

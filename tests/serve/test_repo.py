@@ -28,11 +28,10 @@ def _type(value: int) -> str:
 @pytest.fixture(scope="module")
 def static_onnx(tmp_path_factory, tiny_checkpoint):
     """``fcn-edge export`` with the default static batch of 1."""
-    from fcn_edge.export import ExportConfig, export_onnx
+    from tests.onnx_models import export_checkpoint
 
-    path = tmp_path_factory.mktemp("repo") / "tiny_b1.onnx"
-    export_onnx(tiny_checkpoint, path, ExportConfig(outputs=("labels", "confidence"), verify=False))
-    return path
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("repo") / "tiny_b1.onnx",
+                             outputs=("labels", "confidence"))
 
 
 @pytest.fixture

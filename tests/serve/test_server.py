@@ -93,7 +93,8 @@ def test_concurrent_clients_get_the_local_labels_and_triton_batches_them(triton_
                 expected = local.infer(frame)
                 if not np.array_equal(labels, expected.labels):
                     mismatches.append(f"client {seed} request {k}: labels differ")
-                if confidence.dtype != np.uint8 or not np.array_equal(confidence, expected.confidence):
+                stored = np.rint(expected.confidence * 255).astype(np.uint8)  # the runner reads uint8 x 1/255
+                if confidence.dtype != np.uint8 or not np.array_equal(confidence, stored):
                     mismatches.append(f"client {seed} request {k}: confidence differs")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)

@@ -16,7 +16,8 @@ from fcn_edge.stream import ReconnectPolicy, RunConfig, SourceOptions
 from fcn_edge.stream.multi import BatchConfig, MultiStreamRunner, plan_batches
 from fcn_edge.stream.sinks import CallbackSink, SinkError
 from tests.conftest import assert_one_line_error
-from tests.onnx_models import count_video_frames, export_tiny_onnx, write_video
+from fcn_edge.data.synth import count_video_frames
+from tests.onnx_models import export_checkpoint, write_video
 from tests.stream.mjpeg_server import MjpegServer
 
 
@@ -43,10 +44,9 @@ def videos(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx_b4(tmp_path_factory, tiny_info, tiny_torch_model):
+def tiny_onnx_b4(tmp_path_factory, tiny_checkpoint):
     """Static batch of 4 (frames in, labels out)."""
-    return export_tiny_onnx(tmp_path_factory.mktemp("onnx") / "tiny_b4.onnx", tiny_info, model=tiny_torch_model,
-                            batch=4)
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny_b4.onnx", batch=4)
 
 
 def _network(frame: np.ndarray) -> np.ndarray:
