@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 PROTECTED_ENDPOINTS = ["shared-memory", "model-repository", "trace", "logging"]
 
 
+class _HandshakeRace(ServeError):
+    """PyTriton 0.7's later model instances connect to the first one's handshake socket with a 1 s
+    timeout and fail when it is not listening yet (seen on a loaded 2-core machine); a new start works."""
+
+
 @dataclass
 class ServeConfig:
     """How to serve one model.
@@ -322,6 +327,25 @@ class TritonService:
         model_config = model_config_module.ModelConfig(batching=True, max_batch_size=self.plan.max_batch_size,
                                                        batcher=batcher)
 
+        spec = (inputs, output_tensors, model_config)
+        for attempt in (1, 2):
+            try:
+                self._launch(pytriton_triton, spec, runner, env)
+                break
+            except _HandshakeRace as race:
+                if attempt == 2:
+                    self.stop()
+                    raise ServeError(str(race)) from None
+                log.warning("the model's second instance missed PyTriton's start-up handshake (a race on a busy "
+                            "machine); starting the server again")
+        self._track_descendants()
+        self.started = True
+        return self
+
+    def _launch(self, pytriton_triton: Any, spec: tuple, runner: Runner, env: StubEnvironment) -> None:
+        """Configure, bind and run Triton once; raises ServeError (or _HandshakeRace, worth one retry)."""
+        cfg = self.config
+        inputs, output_tensors, model_config = spec
         self._tmp = Path(tempfile.mkdtemp(prefix="fcn-edge-serve-"))
         self._log_file = self._tmp / "tritonserver.log"
         triton_config = pytriton_triton.TritonConfig(
@@ -334,7 +358,7 @@ class TritonService:
             triton = pytriton_triton.Triton(config=triton_config, workspace=self._tmp / "workspace",
                                             security_config=security)
         except Exception as exc:  # noqa: BLE001 - PyTriton validation errors
-            self._cleanup_runners()
+            self.stop()
             raise ServeError(f"cannot configure Triton: {exc}") from exc
         self._triton = triton
         infer_funcs: Callable | list[Callable] = self.inferers if len(self.inferers) > 1 else self.inferers[0]
@@ -343,19 +367,36 @@ class TritonService:
         self._publish_description(triton, runner)
         try:
             triton.run()
+            failure: BaseException | None = None
         except BaseException as exc:  # noqa: BLE001 - diagnose, clean up, one sentence
-            message = diagnose_server_failure(self._server_log(), env, exc)
-            self.stop()
             if isinstance(exc, KeyboardInterrupt):
+                self.stop()
                 raise
-            raise ServeError(f"{message} (server log: {self._kept_log()})") from None
-        if not triton.is_alive() or not self._wait_model_ready():
-            message = diagnose_server_failure(self._server_log(), env, None)
-            self.stop()
-            raise ServeError(f"{message} (server log: {self._kept_log()})")
+            failure = exc
+        if failure is None and triton.is_alive() and self._wait_model_ready():
+            return
+        text = self._server_log() + ("\n" + str(failure) if failure is not None else "")
+        message = diagnose_server_failure(self._server_log(), env, failure)
+        kept = self._kept_log()  # before stop() removes the temporary folder
+        if "get_config_from_handshake_server" in text:
+            self._stop_server_only()
+            raise _HandshakeRace(f"{message} (server log: {kept})")
+        self.stop()
+        raise ServeError(f"{message} (server log: {kept})")
+
+    def _stop_server_only(self) -> None:
+        """Stop Triton and its processes but keep the runners (for a second start)."""
+        triton, self._triton = self._triton, None
         self._track_descendants()
-        self.started = True
-        return self
+        if triton is not None:
+            try:
+                triton.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.debug("PyTriton did not stop cleanly: %s", exc)
+        self._reap_descendants()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def _wait_model_ready(self) -> bool:
         """True once Triton reports the model ready (its own /v2/health/ready turns 200 before the model loads)."""

@@ -171,3 +171,35 @@ def test_service_in_process_starts_serves_and_stops_without_leftovers(serve_onnx
         assert len(service.inferers) == 2
     assert not service.is_alive()
     assert not [pid for pid in pids if process_alive(pid)]
+
+
+def test_pytritons_handshake_race_gets_one_more_start(serve_onnx, monkeypatch):
+    """PyTriton 0.7's second instance may miss the first one's handshake socket on a busy machine: start again once."""
+    require_serve_packages()
+    from fcn_edge.serve import server
+    from fcn_edge.serve.server import ServeConfig, TritonService
+
+    calls = []
+
+    def flaky_launch(self, *args):  # test double for the Triton start: the race, then success
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise server._HandshakeRace("Triton did not start: ... get_config_from_handshake_server ...")
+
+    monkeypatch.setattr(TritonService, "_launch", flaky_launch)
+    http, grpc, metrics = _ports()
+    service = TritonService(ServeConfig(str(serve_onnx), address="127.0.0.1", http_port=http, grpc_port=grpc,
+                                        metrics_port=metrics, instances=2, backend_options={"intra_op_threads": 1}))
+    service.start()
+    assert calls == [0, 1] and service.started and len(service.runners) == 2
+    service.stop()
+
+    def always_racing(self, *args):
+        raise server._HandshakeRace("Triton did not start: handshake")
+
+    monkeypatch.setattr(TritonService, "_launch", always_racing)
+    service = TritonService(ServeConfig(str(serve_onnx), address="127.0.0.1", http_port=http, grpc_port=grpc,
+                                        metrics_port=metrics, backend_options={"intra_op_threads": 1}))
+    with pytest.raises(ServeError, match="handshake"):
+        service.start()
+    assert not service.runners and not service.started
