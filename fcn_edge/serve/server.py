@@ -394,9 +394,34 @@ class TritonService:
             except Exception as exc:  # noqa: BLE001
                 log.debug("PyTriton did not stop cleanly: %s", exc)
         self._reap_descendants()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        self._remove_temporary_files()
+
+    def _remove_temporary_files(self) -> None:
+        """Our temporary folder, and the model copies tritonserver left in the temp dir.
+
+        Models loaded through Triton's repository API with file contents (how PyTriton
+        loads its proxy model) are written to ``$TMPDIR/folderXXXXXX``, which Triton
+        removes only when it unloads the model; PyTriton stops the server first, so each
+        start would leave one behind.  Only folders whose config names our workspace
+        (unique to this service) are removed.
+        """
+        if self._tmp is None:
+            return
+        marker = str(self._tmp / "workspace")
+        for folder in {Path(tempfile.gettempdir()), Path("/tmp")}:
+            try:
+                candidates = list(folder.glob("folder*"))
+            except OSError:
+                continue
+            for candidate in candidates:
+                config = candidate / "config.pbtxt"
+                try:
+                    if candidate.is_dir() and marker in config.read_text(errors="replace"):
+                        shutil.rmtree(candidate, ignore_errors=True)
+                except OSError:
+                    continue
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = None
 
     def _wait_model_ready(self) -> bool:
         """True once Triton reports the model ready (its own /v2/health/ready turns 200 before the model loads)."""
@@ -507,9 +532,7 @@ class TritonService:
         if self._ld_path_applied:  # the caller's environment as it was
             restore_ld_library_path(self._previous_ld_path)
             self._ld_path_applied = False
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        self._remove_temporary_files()
         self.started = False
 
     def _cleanup_runners(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,6 +166,10 @@ def test_service_in_process_starts_serves_and_stops_without_leftovers(serve_onnx
                          backend_options={"intra_op_threads": 1}, exit_timeout=2)
     with TritonService(config) as service:
         pids = service.server_pids
+        workspace = str(service._tmp / "workspace")
+        copies = [d for d in Path(tempfile.gettempdir()).glob("folder*")
+                  if (d / "config.pbtxt").is_file() and workspace in (d / "config.pbtxt").read_text()]
+        assert copies, "tritonserver keeps a copy of the loaded model in the temp dir"
         assert pids and service.is_alive()
         assert service.describe()["python_backend"]["libpython"]
         with open_runner(service.model_url) as remote:
@@ -174,6 +180,7 @@ def test_service_in_process_starts_serves_and_stops_without_leftovers(serve_onnx
         assert len(service.inferers) == 2
     assert not service.is_alive()
     assert not [pid for pid in pids if process_alive(pid)]
+    assert not [d for d in copies if d.exists()]  # no model copies left in the temp dir
 
 
 def test_pytritons_handshake_race_gets_one_more_start(serve_onnx, monkeypatch):
