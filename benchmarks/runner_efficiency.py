@@ -42,7 +42,7 @@ from benchmarks._machine import write_result  # noqa: E402
 
 
 def export_model(path: Path, width: float, size: tuple[int, int], classes: int):
-    """The fixed benchmark model (the tests' exporter until fcn_edge.export lands on main).
+    """The fixed benchmark model: a random-weight FCN-8s exported by ``fcn-edge export`` (frames in, labels out).
 
     Exported in a child process so torch never enters this one: the memory figures are
     those of the on-device side (numpy, OpenCV, ONNX Runtime).
@@ -52,9 +52,9 @@ def export_model(path: Path, width: float, size: tuple[int, int], classes: int):
     from fcn_edge.modelinfo import ModelInfo
 
     info = ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
-    code = ("import sys, json; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_tiny_onnx; "
+    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
             "info = ModelInfo.from_json(sys.argv[2]); "
-            "export_tiny_onnx(sys.argv[1], info, size=tuple(info.input_size), outputs=('labels',))")
+            "export_random_model(sys.argv[1], info, size=tuple(info.input_size), outputs=('labels',))")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     subprocess.run([sys.executable, "-c", code, str(path), info.to_json()], check=True, env=env)
     return path, info

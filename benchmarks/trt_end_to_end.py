@@ -34,8 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8, "int32": np.int32, "int64": np.int64,
-                "uint8": np.uint8, "bool": np.bool_}
 
 
 class DeviceMemory:
@@ -117,6 +115,7 @@ class EngineRunner:
 
         from fcn_edge.engine.gpu import probe_gpu
         from fcn_edge.engine.sidecar import prepare_engine_load
+        from fcn_edge.engine.trt_load import prepare_runtime
 
         self.trt, self.memory = trt, memory
         sidecar, data, settings, warnings = prepare_engine_load(engine_path, trt.__version__, probe_gpu())
@@ -124,11 +123,7 @@ class EngineRunner:
             print(f"warning: {warning}")
         self.sidecar = sidecar
         logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(logger)
-        if settings.engine_host_code_allowed:
-            self.runtime.engine_host_code_allowed = True
-        if settings.dla_core is not None:
-            self.runtime.DLA_core = settings.dla_core
+        self.runtime = prepare_runtime(trt.Runtime(logger), settings)  # as build-engine and the runtime do
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError(f"TensorRT could not deserialize {engine_path}")
@@ -139,6 +134,8 @@ class EngineRunner:
         self._bound_shape: tuple | None = None
 
     def _bind(self, feeds: dict[str, np.ndarray]) -> None:
+        from fcn_edge.runtime.trt_buffers import numpy_dtype
+
         self.device_inputs = {name: self.memory.to_device(array) for name, array in feeds.items()}
         for name, array in feeds.items():
             self.context.set_input_shape(name, tuple(array.shape))
@@ -146,9 +143,7 @@ class EngineRunner:
         self.device_outputs = {}
         for name in self.outputs:
             shape = tuple(self.context.get_tensor_shape(name))
-            dtype = self.engine.get_tensor_dtype(name)
-            np_dtype = NUMPY_DTYPES[{"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32",
-                                     "INT64": "int64", "UINT8": "uint8", "BOOL": "bool"}[dtype.name]]
+            np_dtype = numpy_dtype(self.engine.get_tensor_dtype(name))  # the engine stage's one TensorRT dtype table
             self.device_outputs[name] = self.memory.empty(shape, np_dtype)
             self.context.set_tensor_address(name, self.memory.address(self.device_outputs[name]))
 

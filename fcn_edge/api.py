@@ -49,7 +49,8 @@ class Result:
     ``confidence``: ``HxW`` float32 probability of the chosen class, when available.
     ``timings``: milliseconds per stage.  ``timestamp`` (``time.perf_counter``) and
     ``wall_time`` (``time.time``) say when the frame arrived; ``index`` is its sequence
-    number in a stream (gaps = frames skipped by the latest-frame policy).
+    number in a stream (gaps = frames skipped by the latest-frame policy).  ``source`` and
+    ``source_id`` (0, 1, ... in the order given) say which stream it came from.
     """
 
     labels: np.ndarray
@@ -61,6 +62,7 @@ class Result:
     wall_time: float | None = None
     source: str | None = None
     frame: np.ndarray | None = field(default=None, repr=False)
+    source_id: int = 0
 
     def mask(self, cls: int | str) -> np.ndarray:
         """Boolean ``HxW`` mask of one class, by id or name."""
@@ -208,11 +210,13 @@ class Segmenter:
         return out
 
     # ----------------------------------------------------------------- streams
-    def stream(self, source: str | int, *, sinks: Sequence[Any] = (), on_frame: Callable[[Result], None] | None = None,
+    def stream(self, source: str | int | Sequence[str | int], *, sinks: Sequence[Any] = (),
+               on_frame: Callable[[Result], None] | None = None,
                on_event: Callable[[Any], None] | None = None, every_frame: bool | None = None,
                realtime: bool = False, max_frames: int | None = None, stats_interval: float | None = None,
                reconnect: int | None = 10, stall_timeout: float = 5.0, view: str = "overlay",
-               keep_frame: bool = True, **source_options: Any) -> Iterator[Result]:
+               keep_frame: bool = True, max_batch: int | None = None, batch_timeout_ms: float = 10.0,
+               **source_options: Any) -> Iterator[Result]:
         """Yield a :class:`Result` per processed frame of ``source`` (camera, URL, file, folder...).
 
         Live sources give the newest frame each time (older ones are dropped and
@@ -222,23 +226,41 @@ class Segmenter:
         :class:`fcn_edge.stream.SourceOptions` fields (width, height, fps, flip, rotate,
         loop, ...).  ``reconnect`` attempts per loss (None: forever).  Leaving the loop
         (break) stops capture; the run's statistics are then in ``self.last_stats``.
-        """
-        from fcn_edge.stream import (ReconnectPolicy, RunConfig, SourceOptions, StreamRunner, ViewOptions,
-                                     parse_sink)
 
-        built_sinks = [parse_sink(s) if isinstance(s, str) else s for s in sinks]
+        A list of sources (``["csi://0", "csi://1"]``) runs them together: their frames
+        are batched into one inference call (see :mod:`fcn_edge.stream.multi`: at most
+        ``max_batch`` frames, a batch waits at most ``batch_timeout_ms`` for slower
+        sources), each result says its ``source_id``, ``sinks`` apply to every source
+        (``"cam{i}.mp4"`` expands per source) and ``self.last_stats`` is a
+        :class:`fcn_edge.stream.multi.MultiStreamStats` with per-source and total figures.
+        """
+        from fcn_edge.stream import ReconnectPolicy, RunConfig, SourceOptions, StreamRunner, ViewOptions, parse_source
+
         config = RunConfig(size=self._size, every_frame=every_frame, realtime=realtime, max_frames=max_frames,
                            stats_interval=stats_interval, warmup=0, view=ViewOptions(mode=view),
                            reconnect=ReconnectPolicy(max_attempts=reconnect, stall_timeout=stall_timeout))
         options = SourceOptions(read_timeout=stall_timeout, **source_options)
-        runner = StreamRunner(self._runner, str(source), source_options=options, config=config, sinks=built_sinks,
-                              on_event=on_event, lock=self._lock)
+        several = isinstance(source, (list, tuple))
+        sources = [str(s) for s in source] if several else [str(source)]
+        if not sources:
+            raise FcnEdgeError("give at least one source")
+        specs = [parse_source(s) for s in sources]
+        sink_lists = _sinks_per_source(sinks, specs)
+        if len(specs) == 1:
+            runner: Any = StreamRunner(self._runner, specs[0], source_options=options, config=config,
+                                       sinks=sink_lists[0], on_event=on_event, lock=self._lock)
+        else:
+            from fcn_edge.stream.multi import BatchConfig, MultiStreamRunner
+
+            runner = MultiStreamRunner(self._runner, specs, source_options=options, config=config,
+                                       batch=BatchConfig(max_batch=max_batch, timeout_ms=batch_timeout_ms),
+                                       sinks=sink_lists, on_event=on_event, lock=self._lock)
         self.last_stats = runner.stats
         for item in runner.results():
             result = Result(labels=item.labels, confidence=item.confidence, timings=item.timings,
                             class_names=item.class_names, index=item.index, timestamp=item.frame.timestamp,
-                            wall_time=item.frame.wall_time, source=runner.spec.display_name,
-                            frame=item.frame.image if keep_frame else None)
+                            wall_time=item.frame.wall_time, source=specs[item.source_id].display_name,
+                            frame=item.frame.image if keep_frame else None, source_id=item.source_id)
             if on_frame is not None:
                 on_frame(result)
             yield result
@@ -272,3 +294,18 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return f"Segmenter({self._runner!r})"
+
+
+def _sinks_per_source(sinks: Sequence[Any], specs: Sequence[Any]) -> list[list[Any]]:
+    """Sink strings expand per source (as ``fcn-edge run --sink``); Sink objects are shared only by one source."""
+    from fcn_edge.stream.command import source_sinks
+
+    texts = [s for s in sinks if isinstance(s, str)]
+    objects = [s for s in sinks if not isinstance(s, str)]
+    lists = source_sinks(texts, list(specs)) if texts else [[] for _ in specs]
+    if objects:
+        if len(specs) > 1:
+            raise FcnEdgeError("with several sources give sinks as strings ('out_{i}.mp4', 'display', 'labels:dir'), "
+                               "or use on_frame and result.source_id; one Sink object cannot serve several sources")
+        lists[0].extend(objects)
+    return lists

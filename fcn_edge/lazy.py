@@ -28,7 +28,7 @@ INSTALL_HINTS: dict[str, str] = {
     "matplotlib": "pip install matplotlib",
     "scipy": "pip install scipy",
     "tritonclient": "pip install 'tritonclient[http,grpc]'",
-    "pytriton": "pip install nvidia-pytriton (x86_64 and aarch64 Linux wheels only)",
+    "pytriton": "pip install 'fcn-edge[serve]' (nvidia-pytriton: Linux x86_64/aarch64 with glibc 2.35+ only)",
     "modelopt": "pip install nvidia-modelopt",
     "psutil": "pip install psutil",
 }

@@ -182,6 +182,26 @@ class ModelInfo:
         return dataclasses.replace(self, **changes)
 
 
+# Labels travel as uint8 up to 255 classes (ids 0..254), int32 beyond.  Not 256: 255 is
+# the "ignore" value of VOC-style masks (ModelInfo.ignore_index), so a 256-class uint8 map
+# could not tell class 255 from "no label" in eval, sinks or a robot's own code.
+MAX_UINT8_CLASSES = 255
+
+
+def label_dtype(num_classes: int) -> str:
+    """The dtype name of class-id maps for a model with ``num_classes`` classes.
+
+    The one rule for every stage: the exported graph's ``labels`` output, the runtime's
+    :class:`~fcn_edge.runtime.base.InferenceResult`, the PyTorch backend and the engine.
+    """
+    return "uint8" if int(num_classes) <= MAX_UINT8_CLASSES else "int32"
+
+
+# Confidence stored as uint8 (the export default): round(probability x 255), so
+# probability = value / 255 (the export facts' ``confidence_scale``).
+CONFIDENCE_UINT8_MAX = 255
+
+
 def default_class_names(num_classes: int) -> list[str]:
     """VOC names for 21 classes, ``class_<i>`` otherwise."""
     if num_classes == len(VOC_CLASSES):

@@ -113,3 +113,9 @@ def tiny_checkpoint(tmp_path_factory, tiny_info):
     path = tmp_path_factory.mktemp("ckpt") / "tiny_fcn8s.pt"
     save_model(path, model, tiny_info, training={"note": "random tiny model for tests"})
     return path
+
+
+# The exported tiny models and the sample video, shared by tests/runtime, tests/stream and
+# tests/test_api.py.  Registered here, once: a session fixture imported into several
+# conftest files is a separate fixture in each, and each export costs about 1.5 s.
+from tests.onnx_models import sample_video, tiny_onnx, tiny_onnx_dynamic, tiny_onnx_raw  # noqa: E402,F401

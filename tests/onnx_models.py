@@ -1,27 +1,46 @@
-"""Test helpers: tiny ONNX models following the export contract, test videos and images.
+"""Test helpers: tiny ONNX models made by the real exporter, test videos and images.
 
-Until the exporter (fcn_edge/export) lands, the runtime's tests make their own ONNX
-files: the tiny FCN wrapped with the deployed pre/post-processing
-(:class:`fcn_edge.runtime.torch_backend.FramesModule`), exported with
-``torch.onnx.export`` (TorchScript exporter: fast and needs nothing else), with the
-``fcn_edge.model`` / ``fcn_edge.export`` metadata_props of DEVELOPING.md's contract.
+The runtime, stream and API tests run on graphs written by ``fcn-edge export``
+(:func:`fcn_edge.export.export_onnx`), with the metadata it writes, so what they check
+is what users deploy.  Fixtures are session-scoped and skip the exporter's own ONNX
+Runtime-vs-PyTorch verification and TensorRT lint (tests/export covers both): an
+export then costs about 1.5 s (the first one in a session pays 3-4 s of torch.export
+warm-up).  The one special graph is :func:`foreign_copy`: an export with fcn-edge's
+metadata removed, which is what an ONNX from someone else's export script looks like.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 TINY_SIZE = (64, 96)
 
 
-def tiny_model(info, seed: int = 0):
+def export_config(**options):
+    """ExportConfig for test fixtures: unverified and unlinted unless asked (the exporter's tests do both)."""
+    from fcn_edge.export import ExportConfig
+
+    return ExportConfig(**{"verify": False, **options})
+
+
+def export_checkpoint(checkpoint, path: str | Path, **options) -> Path:
+    """``fcn-edge export`` of ``checkpoint`` to ``path`` (ExportConfig ``options``), without the TensorRT lint."""
+    from fcn_edge.export import export_onnx
+
+    return export_onnx(checkpoint, path, export_config(**options), lint_targets=()).path
+
+
+def export_random_model(path: str | Path, info, *, seed: int = 0, **options) -> Path:
+    """A random-weight FCN described by ``info`` (score layers non-zero so labels vary), exported to ``path``.
+
+    The checkpoint is written next to it (``.pt``).  For benchmarks and tests that need a
+    model of a given width, class count or size rather than the session's tiny one.
+    """
     import torch
 
+    from fcn_edge.checkpoint import save_model
     from fcn_edge.models import build_model
 
     torch.manual_seed(seed)
@@ -30,55 +49,25 @@ def tiny_model(info, seed: int = 0):
         for name, p in model.named_parameters():
             if name.startswith("score"):
                 p.normal_(0, 0.5)
-    return model.eval()
+    checkpoint = Path(path).with_suffix(".pt")
+    save_model(checkpoint, model.eval(), info)
+    options.setdefault("geometry", info.geometry)
+    return export_checkpoint(checkpoint, path, **options)
 
 
-def export_tiny_onnx(path: str | Path, info, *, model=None, size: tuple[int, int] | None = TINY_SIZE,
-                     batch: int | None = 1, outputs: Sequence[str] = ("labels",), io: str = "frames",
-                     max_batch: int = 8, opset: int = 17, metadata: bool = True, seed: int = 0) -> Path:
-    """Export a tiny FCN to ``path``; ``batch=None`` makes the batch dynamic (1..max_batch)."""
+def foreign_copy(source: str | Path, path: str | Path) -> Path:
+    """``source`` as another tool would have written it: the same graph, no fcn-edge metadata."""
     import onnx
-    import torch
 
-    from fcn_edge import __version__
-    from fcn_edge.runtime.torch_backend import FramesModule
-
-    path = Path(path)
-    model = model if model is not None else tiny_model(info, seed)
-    h, w = size
-    n = batch or 1
-    if io == "frames":
-        module = FramesModule(model, info.preprocessing, info.num_classes, tuple(outputs)).eval()
-        example = torch.zeros((n, h, w, 3), dtype=torch.uint8)
-        input_name = "frames"
-    else:
-        outputs = ("logits",)
-        module = model
-        example = torch.zeros((n, 3, h, w), dtype=torch.float32)
-        input_name = "input"
-    dynamic_axes = None
-    if batch is None:
-        dynamic_axes = {input_name: {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=list(outputs),
-                          opset_version=opset, dynamo=False, dynamic_axes=dynamic_axes)
-    if metadata:
-        proto = onnx.load(str(path))
-        export_facts = {
-            "io": io, "input": input_name, "outputs": list(outputs), "size": [h, w], "batch": batch,
-            "dynamic": None if batch is not None else {"batch": [1, min(4, max_batch), max_batch]},
-            "opset": opset, "geometry": info.geometry, "precision": "fp32", "source_sha256": None,
-            "source_name": "tiny test model", "fcn_edge_version": __version__,
-        }
-        props = {"fcn_edge.model": info.to_json(), "fcn_edge.export": json.dumps(export_facts),
-                 "fcn_edge.class_names": json.dumps(info.class_names)}
-        del proto.metadata_props[:]
-        for key, value in props.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(path))
-    return path
+    model = onnx.load(str(source))
+    kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith("fcn_edge.")]
+    del model.metadata_props[:]
+    for key, value in kept:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name, model.doc_string = "someone else's export script", ""
+    onnx.save(model, str(path))
+    return Path(path)
 
 
 def moving_frames(count: int, size: tuple[int, int] = (120, 160), seed: int = 0) -> list[np.ndarray]:
@@ -125,54 +114,30 @@ def write_images(folder: str | Path, count: int = 5, size: tuple[int, int] = (12
     return paths
 
 
-def count_video_frames(path: str | Path) -> int:
-    """Frames actually decodable from a video file (not the container's claim)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        return -1
-    n = 0
-    while True:
-        ok, _ = capture.read()
-        if not ok:
-            break
-        n += 1
-    capture.release()
-    return n
-
-
 # ------------------------------------------------------------------ fixtures
 # Imported by tests/runtime/conftest.py, tests/stream/conftest.py and tests/test_api.py.
 import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_torch_model(tiny_checkpoint):
-    from fcn_edge.checkpoint import load_checkpoint
-
-    return load_checkpoint(tiny_checkpoint).build_model().eval()
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory, tiny_info, tiny_torch_model):
-    """frames in (uint8 1x64x96x3), labels + confidence out, with the contract's metadata."""
-    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    return export_tiny_onnx(path, tiny_info, model=tiny_torch_model, outputs=("labels", "confidence"))
+def tiny_onnx(tmp_path_factory, tiny_checkpoint):
+    """frames in (uint8 1x64x96x3), labels + confidence (uint8, x 1/255) out: ``fcn-edge export`` of the tiny checkpoint."""
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
+                             outputs=("labels", "confidence"))
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx_dynamic(tmp_path_factory, tiny_info, tiny_torch_model):
-    """As tiny_onnx with a dynamic batch (1..8), labels only."""
-    path = tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx"
-    return export_tiny_onnx(path, tiny_info, model=tiny_torch_model, batch=None)
+def tiny_onnx_dynamic(tmp_path_factory, tiny_checkpoint):
+    """As tiny_onnx with a dynamic batch (1..8, optimum 4), labels only."""
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx",
+                             dynamic=("batch",), batch=4, min_shape=(1, 64, 96), max_shape=(8, 64, 96))
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx_raw(tmp_path_factory, tiny_info, tiny_torch_model):
+def tiny_onnx_raw(tmp_path_factory, tiny_checkpoint):
     """Raw I/O: float32 1x3x64x96 normalised in, logits out."""
-    path = tmp_path_factory.mktemp("onnx") / "tiny_raw.onnx"
-    return export_tiny_onnx(path, tiny_info, model=tiny_torch_model, io="raw")
+    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny_raw.onnx",
+                             io="raw", outputs=("logits",))
 
 
 @pytest.fixture(scope="session")

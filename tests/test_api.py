@@ -14,8 +14,7 @@ import pytest
 import fcn_edge
 from fcn_edge.errors import FcnEdgeError
 from tests.conftest import REPO_ROOT, cli_env
-from tests.onnx_models import (moving_frames, tiny_onnx, tiny_onnx_dynamic,  # noqa: F401
-                               tiny_torch_model, write_video)
+from tests.onnx_models import moving_frames, write_video
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from fcn_edge import __version__
-from fcn_edge.engine.onnx_info import EXPORT_KEY, load_onnx
+from fcn_edge.engine.onnx_info import load_onnx
 from fcn_edge.errors import ArtifactError
+from fcn_edge.export.metadata import apply_metadata, parse_metadata_props
 from fcn_edge.fileio import atomic_path, sha256_file
 from fcn_edge.lazy import require
 
@@ -226,11 +227,7 @@ def write_fp16_onnx(source: "str | Path", destination: "str | Path", *, keep_flo
     onnx = require("onnx", purpose="to convert an ONNX model to FP16")
     model = load_onnx(source)
     converted, report = convert_to_fp16(model, keep_float32_ends=keep_float32_ends)
-    props = {p.key: p for p in converted.metadata_props}
-    if EXPORT_KEY in props:
-        data = json.loads(props[EXPORT_KEY].value)
-        data.setdefault("fp16_conversion", {})["source_sha256"] = sha256_file(source)
-        props[EXPORT_KEY].value = json.dumps(data, sort_keys=True)
+    _stamp_metadata(converted, report, source_sha256=sha256_file(source))
     with atomic_path(destination) as tmp:
         onnx.save(converted, str(tmp))
     if report.clipped_values:
@@ -297,21 +294,24 @@ def _descendants(nodes: list[Any], tensor: str) -> set[int]:
     return found
 
 
-def _stamp_metadata(model: Any, report: Fp16Report) -> None:
-    props = {p.key: p for p in model.metadata_props}
-    entry = props.get(EXPORT_KEY)
-    data: dict[str, Any] = {}
-    if entry is not None:
-        try:
-            data = json.loads(entry.value)
-        except ValueError:
-            data = {}
-    if not isinstance(data, dict):
-        data = {}
-    data["precision"] = "fp16"
-    data["fp16_conversion"] = {"by": f"fcn-edge {__version__}", "float32_kept": "pre/post-processing and graph I/O",
-                               **report.to_dict()}
-    if entry is None:
-        entry = model.metadata_props.add()
-        entry.key = EXPORT_KEY
-    entry.value = json.dumps(data, sort_keys=True)
+PLAIN_CONVERSION_KEY = "fcn_edge.fp16_conversion"
+
+
+def _stamp_metadata(model: Any, report: Fp16Report, source_sha256: str | None = None) -> None:
+    """Record the conversion: precision ``fp16`` in the export facts, the report beside it.
+
+    An fcn-edge ONNX gets its facts rewritten through the exporter's own
+    :func:`~fcn_edge.export.apply_metadata` (so the plain ``fcn_edge.precision`` key
+    agrees); an ONNX from another tool gets only a plain key, never half an fcn-edge
+    description that readers would refuse as incomplete.
+    """
+    conversion: dict[str, Any] = {"by": f"fcn-edge {__version__}", "float32_kept": "pre/post-processing and graph I/O",
+                                  **report.to_dict()}
+    if source_sha256:
+        conversion["source_sha256"] = source_sha256
+    info, facts = parse_metadata_props({p.key: p.value for p in model.metadata_props}, "the ONNX being converted")
+    if info is None or facts is None:
+        entry = next((p for p in model.metadata_props if p.key == PLAIN_CONVERSION_KEY), None) or model.metadata_props.add()
+        entry.key, entry.value = PLAIN_CONVERSION_KEY, json.dumps(conversion, sort_keys=True)
+        return
+    apply_metadata(model, info, facts.replace(precision="fp16", extra={**facts.extra, "fp16_conversion": conversion}))

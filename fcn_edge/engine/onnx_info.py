@@ -1,35 +1,26 @@
 """What build-engine needs to know about an ONNX file, read once with the onnx package.
 
-The metadata contract (DEVELOPING.md): ``metadata_props`` key ``fcn_edge.model`` holds
-``ModelInfo.to_json()`` and ``fcn_edge.export`` the export facts (io, input, outputs,
-size, batch, dynamic, opset, geometry, precision, ...).  This reader is deliberately
-tolerant: an ONNX made by another tool, or by an older/newer fcn-edge, has missing or
-extra keys, and build-engine still works from the graph itself.  (The exporter has its
-own reader; the lead will wire the two together.)
+The graph (inputs, outputs, ops, weight dtypes) comes from the loaded ``ModelProto``;
+the fcn-edge description (``fcn_edge.model`` / ``fcn_edge.export`` metadata_props)
+goes through the exporter's parser, :func:`fcn_edge.export.parse_metadata_props`, the
+same one every stage uses.  An ONNX made by another tool (no fcn-edge keys) still
+builds, from the graph alone; an fcn-edge ONNX whose description is broken or
+incomplete is refused with what to do, because the engine's sidecar would otherwise
+carry no classes, palette or preprocessing and the runtime would guess them.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fcn_edge.errors import ArtifactError
+from fcn_edge.export.metadata import parse_metadata_props
+from fcn_edge.export.protowire import ELEM_TYPES
 from fcn_edge.fileio import require_file, sha256_file
 from fcn_edge.lazy import require
 
-log = logging.getLogger(__name__)
-
-MODEL_KEY = "fcn_edge.model"
-EXPORT_KEY = "fcn_edge.export"
-
-# ONNX TensorProto data type numbers -> our dtype names (numpy's spelling).
-ONNX_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
-}
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
@@ -66,8 +57,8 @@ class OnnxFacts:
     has_qdq: bool
     float_weight_dtypes: frozenset[str]   # dtypes of the Conv/ConvTranspose weights
     padded_deconvs: tuple[str, ...] = ()  # ConvTranspose nodes with non-zero pads (DLA takes padding 0 only)
-    model_info: dict[str, Any] | None = None     # fcn_edge.model (ModelInfo.to_dict()) if present
-    export_info: dict[str, Any] = field(default_factory=dict)  # fcn_edge.export if present
+    model_info: dict[str, Any] | None = None     # ModelInfo.to_dict() if the ONNX describes itself
+    export_info: dict[str, Any] = field(default_factory=dict)  # ExportFacts.to_dict() if it does
 
     @property
     def is_fp16(self) -> bool:
@@ -93,29 +84,6 @@ class OnnxFacts:
         return next((t for t in self.inputs if t.name == name), None)
 
 
-def read_fcn_edge_metadata(model: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """(``fcn_edge.model`` dict or None, ``fcn_edge.export`` dict or {}) from a ModelProto.
-
-    Missing keys give None/{}; a key whose value is not a JSON object is ignored with a
-    warning (the graph is still usable, only the description is lost).
-    """
-    props = {p.key: p.value for p in getattr(model, "metadata_props", [])}
-    parsed: dict[str, Any] = {}
-    for key in (MODEL_KEY, EXPORT_KEY):
-        if key not in props:
-            continue
-        try:
-            value = json.loads(props[key])
-        except (TypeError, ValueError):
-            log.warning("ignoring ONNX metadata %s: not valid JSON", key)
-            continue
-        if isinstance(value, dict):
-            parsed[key] = value
-        else:
-            log.warning("ignoring ONNX metadata %s: not a JSON object", key)
-    return parsed.get(MODEL_KEY), parsed.get(EXPORT_KEY, {})
-
-
 def _tensor_facts(value_info: Any) -> TensorFacts:
     ttype = value_info.type.tensor_type
     dims: list[int | str] = []
@@ -124,7 +92,7 @@ def _tensor_facts(value_info: Any) -> TensorFacts:
             dims.append(int(dim.dim_value))
         else:
             dims.append(dim.dim_param or "?")
-    return TensorFacts(value_info.name, tuple(dims), ONNX_DTYPES.get(ttype.elem_type, f"onnx-type-{ttype.elem_type}"))
+    return TensorFacts(value_info.name, tuple(dims), ELEM_TYPES.get(ttype.elem_type, f"onnx-type-{ttype.elem_type}"))
 
 
 def facts_from_model(model: Any, path: Path, sha256: str) -> OnnxFacts:
@@ -134,7 +102,7 @@ def facts_from_model(model: Any, path: Path, sha256: str) -> OnnxFacts:
     inputs = tuple(_tensor_facts(vi) for vi in graph.input if vi.name not in initializer_names)
     outputs = tuple(_tensor_facts(vi) for vi in graph.output)
     op_types = frozenset(node.op_type for node in graph.node)
-    init_dtypes = {init.name: ONNX_DTYPES.get(init.data_type, "?") for init in graph.initializer}
+    init_dtypes = {init.name: ELEM_TYPES.get(init.data_type, "?") for init in graph.initializer}
     # Follow Identity/DequantizeLinear one step so shared or quantized weights count too.
     producers = {out: node for node in graph.node for out in node.output}
     weight_dtypes = set()
@@ -160,11 +128,12 @@ def facts_from_model(model: Any, path: Path, sha256: str) -> OnnxFacts:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             opset = int(entry.version)
-    model_info, export_info = read_fcn_edge_metadata(model)
+    info, export = parse_metadata_props({p.key: p.value for p in model.metadata_props}, path)
     return OnnxFacts(
         path=path, sha256=sha256, opset=opset, inputs=inputs, outputs=outputs, op_types=op_types,
         has_qdq=bool(op_types & set(QDQ_OPS)), float_weight_dtypes=frozenset(weight_dtypes - {"int8", "uint8"}),
-        padded_deconvs=tuple(padded), model_info=model_info, export_info=export_info,
+        padded_deconvs=tuple(padded), model_info=info.to_dict() if info else None,
+        export_info=export.to_dict() if export else {},
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from fcn_edge.engine.gpu import GpuInfo
 from fcn_edge.engine.onnx_info import OnnxFacts, TensorFacts
 from fcn_edge.engine.options import BuildOptions
+from fcn_edge.engine.sidecar import engine_load_settings
 from fcn_edge.engine.versions import TrtFeatures, TrtVersion, calibrate_target_for, features_for, parse_trt_version
 from fcn_edge.errors import FcnEdgeError
 
@@ -134,10 +135,12 @@ class BuildPlan:
         if self.timing_cache:
             calls.append("get_timing_cache().serialize()")
         calls.append("Runtime(logger)")
-        if self.version_compatible and not self.exclude_lean_runtime:
+        load = engine_load_settings(version_compatible=self.version_compatible,
+                                    exclude_lean_runtime=self.exclude_lean_runtime, dla_core=self.dla_core)
+        if load.engine_host_code_allowed:
             calls.append("engine_host_code_allowed = True")
-        if self.dla_core is not None:
-            calls.append(f"runtime.DLA_core = {self.dla_core}")
+        if load.dla_core is not None:
+            calls.append(f"runtime.DLA_core = {load.dla_core}")
         calls.append("deserialize_cuda_engine(plan)")
         return calls
 

@@ -329,12 +329,24 @@ class EngineLoadSettings:
     load_lean_runtime: bool          # the engine excludes the lean runtime
 
 
-def load_settings(sidecar: EngineSidecar) -> EngineLoadSettings:
+def engine_load_settings(*, version_compatible: bool, exclude_lean_runtime: bool,
+                         dla_core: int | None) -> EngineLoadSettings:
+    """The rule, from how an engine was built (the builder's check and the device's load share it).
+
+    A version-compatible engine carries TensorRT's lean runtime as host code, which the
+    runtime runs only when allowed; built with ``--exclude-lean-runtime`` it carries
+    none, and the loader must provide one instead.
+    """
     return EngineLoadSettings(
-        engine_host_code_allowed=sidecar.version_compatible and not sidecar.exclude_lean_runtime,
-        dla_core=sidecar.dla_core,
-        load_lean_runtime=sidecar.version_compatible and sidecar.exclude_lean_runtime,
+        engine_host_code_allowed=version_compatible and not exclude_lean_runtime,
+        dla_core=dla_core,
+        load_lean_runtime=version_compatible and exclude_lean_runtime,
     )
+
+
+def load_settings(sidecar: EngineSidecar) -> EngineLoadSettings:
+    return engine_load_settings(version_compatible=sidecar.version_compatible,
+                                exclude_lean_runtime=sidecar.exclude_lean_runtime, dla_core=sidecar.dla_core)
 
 
 def prepare_engine_load(engine_path: "str | Path", trt_version: "TrtVersion | str", gpu: GpuInfo | None, *,
@@ -371,6 +383,6 @@ def copy_engine_pair(source_engine: Path, destination: Path) -> Path:
 
 __all__ = [
     "EngineSidecar", "EngineLoadSettings", "RuntimeEnvironment", "CompatibilityReport", "check_sidecar", "copy_engine_pair",
-    "load_settings", "make_sidecar", "parse_sidecar", "prepare_engine_load", "read_sidecar", "sidecar_path_for",
+    "engine_load_settings", "load_settings", "make_sidecar", "parse_sidecar", "prepare_engine_load", "read_sidecar", "sidecar_path_for",
     "write_engine_and_sidecar",
 ]

@@ -22,15 +22,12 @@ from typing import Any, Callable
 
 from fcn_edge.engine.build_progress import MonitorBars
 from fcn_edge.engine.plan import BuildPlan
+from fcn_edge.engine.sidecar import engine_load_settings
+from fcn_edge.engine.trt_load import prepare_runtime, read_engine_io, sidecar_io
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.lazy import require
 
 log = logging.getLogger(__name__)
-
-# TensorRT DataType member name -> numpy-style dtype name (what sidecars record).
-TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-              "INT64": "int64", "UINT8": "uint8", "BOOL": "bool", "FP8": "float8", "INT4": "int4"}
-
 
 class TensorRTBuildError(FcnEdgeError):
     """TensorRT refused the network or the build; the message carries TensorRT's first error."""
@@ -204,28 +201,16 @@ def build_engine(plan: BuildPlan, onnx_path: "str | Path", *, trt: ModuleType | 
 
 
 def inspect_engine(trt: ModuleType, engine_bytes: bytes, logger: Any, plan: BuildPlan) -> dict[str, list[dict[str, Any]]]:
-    """Deserialize the new engine (proving it loads) and read its real I/O names, shapes and dtypes."""
-    runtime = trt.Runtime(logger)
-    if plan.version_compatible and not plan.exclude_lean_runtime:
-        runtime.engine_host_code_allowed = True
-    if plan.dla_core is not None:
-        runtime.DLA_core = plan.dla_core
+    """Deserialize the new engine (proving it loads) and read its real I/O names, shapes and dtypes.
+
+    The runtime is prepared and the engine read exactly as the TensorRT runtime backend
+    does on the device (:mod:`fcn_edge.engine.trt_load`).
+    """
+    settings = engine_load_settings(version_compatible=plan.version_compatible,
+                                    exclude_lean_runtime=plan.exclude_lean_runtime, dla_core=plan.dla_core)
+    runtime = prepare_runtime(trt.Runtime(logger), settings)
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     if engine is None:
         raise TensorRTBuildError("the engine TensorRT just built does not deserialize: "
                                  + _first_error(logger, "no error message"))
-    inputs, outputs = [], []
-    for index in range(engine.num_io_tensors):
-        name = engine.get_tensor_name(index)
-        dtype = engine.get_tensor_dtype(name)
-        entry: dict[str, Any] = {"name": name, "shape": [int(d) for d in engine.get_tensor_shape(name)],
-                                 "dtype": TRT_DTYPES.get(getattr(dtype, "name", str(dtype)), str(dtype))}
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-            entry["profile"] = None
-            if any(d < 0 for d in entry["shape"]):
-                low, opt, high = engine.get_tensor_profile_shape(name, 0)
-                entry["profile"] = {"min": [int(d) for d in low], "opt": [int(d) for d in opt], "max": [int(d) for d in high]}
-            inputs.append(entry)
-        else:
-            outputs.append(entry)
-    return {"inputs": inputs, "outputs": outputs}
+    return sidecar_io(read_engine_io(trt, engine))

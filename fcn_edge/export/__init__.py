@@ -8,6 +8,7 @@ metadata on a device without torch or onnx)::
 
     from fcn_edge.export import read_onnx_metadata
     info, facts = read_onnx_metadata("export/model.onnx")     # ModelInfo, ExportFacts
+    info, facts = parse_metadata_props(props, "model.onnx")    # same parser; (None, None) if undescribed
 
     from fcn_edge.export import lint_onnx
     for report in lint_onnx("any.onnx", targets=("trt8", "trt10")): print(report.summary())
@@ -23,7 +24,8 @@ from fcn_edge.export.config import (  # noqa: F401 - re-exported
     parse_size_option,
 )
 from fcn_edge.export.metadata import (  # noqa: F401 - re-exported
-    EXPORT_KEY, MODEL_KEY, ExportFacts, apply_metadata, metadata_entries, read_onnx_header, read_onnx_metadata,
+    EXPORT_KEY, MODEL_KEY, ExportFacts, apply_metadata, metadata_entries, parse_metadata_props, read_onnx_header,
+    read_onnx_metadata,
 )
 
 _LAZY = {
@@ -44,7 +46,7 @@ _LAZY = {
 
 __all__ = sorted([
     "ExportConfig", "ExportConfigError", "ShapeRange", "ExportFacts", "read_onnx_metadata", "read_onnx_header",
-    "apply_metadata", "metadata_entries", "MODEL_KEY", "EXPORT_KEY", *_LAZY,
+    "apply_metadata", "metadata_entries", "parse_metadata_props", "MODEL_KEY", "EXPORT_KEY", *_LAZY,
 ])
 
 

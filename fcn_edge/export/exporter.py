@@ -4,8 +4,9 @@ Pipeline (each step is a function below):
 
 1. load the checkpoint, settle size/geometry/channel order (:func:`resolve_export`);
 2. wrap the FCN in :class:`~fcn_edge.export.graph.DeployableFCN` and run torch.onnx;
-3. graph passes: opset 18 -> requested opset, INT32 index constants, I/O shapes
-   declared exactly, optional FP16 weight storage (:mod:`.passes`);
+3. graph passes: node names after their modules, opset 18 -> requested opset, INT32
+   index constants, I/O shapes declared exactly, optional FP16 weight storage
+   (:mod:`.passes`);
 4. ``onnx.checker`` (full check), then ONNX Runtime vs PyTorch (:mod:`.verify`), both on
    the very ModelProto that is then written (ORT loads a temporary copy of it);
 5. metadata (:mod:`.metadata`) and the TensorRT lint (:mod:`.lint`);
@@ -76,16 +77,17 @@ from fcn_edge.errors import FcnEdgeError
 from fcn_edge.export.config import DEFAULT_SIZE, ExportConfig, ExportConfigError, ResolvedShapes, resolve_shapes
 from fcn_edge.export.lint import LintReport, lint_onnx
 from fcn_edge.export.metadata import ExportFacts, apply_metadata, read_onnx_metadata, utc_now
+from fcn_edge.export.protowire import ELEM_TYPES
 from fcn_edge.export.trt_ops import DEFAULT_TARGETS
 from fcn_edge.export.verify import VerificationError, VerificationReport, verify_graph
 from fcn_edge.fileio import atomic_path, check_writable_destination, sha256_file
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
 
 log = logging.getLogger("fcn_edge.export")
 
 EXPORT_DIR = Path("export")
-_ONNX_DTYPE = {"uint8": 2, "int32": 6, "float16": 10, "float32": 1}
+_ONNX_DTYPE = {name: number for number, name in ELEM_TYPES.items()}  # "uint8" -> TensorProto.UINT8 ...
 
 
 class ExportError(FcnEdgeError):
@@ -311,6 +313,7 @@ def _apply_passes(model, info: ModelInfo, config: ExportConfig, shapes: Resolved
     from fcn_edge.export import passes
 
     try:
+        passes.name_nodes_by_module(model)
         passes.downgrade_opset(model, config.opset)
         passes.narrow_index_constants(model)
         passes.shapes_after_input_cast(model)
@@ -323,10 +326,8 @@ def _apply_passes(model, info: ModelInfo, config: ExportConfig, shapes: Resolved
 
 def _make_facts(info: ModelInfo, config: ExportConfig, shapes: ResolvedShapes, ckpt: Checkpoint,
                 source_sha: str | None, torch, weights_fp16: bool) -> ExportFacts:
-    from fcn_edge.export.graph import labels_dtype
-
     frames = config.io == "frames"
-    dtypes = {"labels": labels_dtype(info.num_classes), "confidence": config.confidence_dtype, "logits": "float32"}
+    dtypes = {"labels": label_dtype(info.num_classes), "confidence": config.confidence_dtype, "logits": "float32"}
     onnxscript = require("onnxscript")
     return ExportFacts(
         io=config.io, input="frames" if frames else "input", outputs=list(config.outputs),
@@ -337,7 +338,7 @@ def _make_facts(info: ModelInfo, config: ExportConfig, shapes: ResolvedShapes, c
         input_channel_order=(info.preprocessing.input_channel_order if frames
                              else info.preprocessing.model_channel_order),
         output_dtypes={name: dtypes[name] for name in config.outputs},
-        confidence_scale=(1.0 / 255.0 if config.confidence_dtype == "uint8" else 1.0)
+        confidence_scale=(1.0 / CONFIDENCE_UINT8_MAX if config.confidence_dtype == "uint8" else 1.0)
         if "confidence" in config.outputs else None,
         weights_dtype="float16" if weights_fp16 else "float32",
         exporter=f"torch.onnx dynamo (torch {torch.__version__}, onnxscript {getattr(onnxscript, '__version__', '?')})",

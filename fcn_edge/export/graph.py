@@ -29,15 +29,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from fcn_edge.modelinfo import Preprocessing
+from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, Preprocessing, label_dtype
 
 OUTPUT_NAMES = ("labels", "confidence", "logits")
-CONFIDENCE_DTYPES = ("uint8", "float16")
-MAX_UINT8_CLASSES = 255  # the contract: labels are uint8 up to 255 classes, int32 above
-
-
-def labels_dtype(num_classes: int) -> str:
-    return "uint8" if num_classes <= MAX_UINT8_CLASSES else "int32"
+# uint8 and float16 are what ``fcn-edge export`` offers; float32 is for the PyTorch
+# runtime backend (fcn_edge.runtime.torch_backend), which runs this same module as the
+# reference in precision comparisons.
+CONFIDENCE_DTYPES = ("uint8", "float16", "float32")
 
 
 class FramesToInput(nn.Module):
@@ -74,9 +72,9 @@ class SegmentationOutputs(nn.Module):
         if unknown or not outputs:
             raise ValueError(f"outputs must be a non-empty subset of {', '.join(OUTPUT_NAMES)}, got {list(outputs)}")
         if confidence_dtype not in CONFIDENCE_DTYPES:
-            raise ValueError(f"confidence dtype must be uint8 or float16, got {confidence_dtype!r}")
+            raise ValueError(f"confidence dtype must be one of {', '.join(CONFIDENCE_DTYPES)}, got {confidence_dtype!r}")
         self.outputs = tuple(outputs)
-        self.labels_dtype = torch.uint8 if labels_dtype(num_classes) == "uint8" else torch.int32
+        self.labels_dtype = torch.uint8 if label_dtype(num_classes) == "uint8" else torch.int32
         self.confidence_dtype = confidence_dtype
 
     def forward(self, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -92,9 +90,9 @@ class SegmentationOutputs(nn.Module):
             elif name == "confidence":
                 prob = torch.amax(torch.softmax(logits, dim=1), dim=1)
                 if self.confidence_dtype == "uint8":
-                    results.append(torch.floor(prob * 255.0 + 0.5).to(torch.uint8))
+                    results.append(torch.floor(prob * float(CONFIDENCE_UINT8_MAX) + 0.5).to(torch.uint8))
                 else:
-                    results.append(prob.to(torch.float16))
+                    results.append(prob.to(getattr(torch, self.confidence_dtype)))
             else:
                 results.append(logits)
         return tuple(results)
@@ -131,30 +129,22 @@ def preprocess_frames(frames: torch.Tensor, preprocessing: Preprocessing) -> tor
 
 
 class AlignedAnySize(nn.Module):
-    """Aligned-geometry FCN whose pad-to-32 and crop-back are graph ops, not a Python branch.
+    """Exports an aligned-geometry FCN through :meth:`forward_padded` instead of ``forward``.
 
     ``FCN.forward`` pads only ``if`` H or W is not a multiple of 32.  A static export
     resolves that branch at export time (and the exporter folds the pad into conv1_1's
     pads), but with dynamic H/W both exporters bake in the branch taken by the example
-    input (dynamo: output dims ``32*(height//32)``; TorchScript: silently).  This
-    wrapper always pads by ``ceil(h/32)*32 - h`` (zero at multiples of 32) and crops,
-    so one graph is right for every size in the profile.  It calls the trunk's
-    ``_features``/``_head`` directly because ``forward`` is exactly the branch to avoid.
+    input (dynamo: output dims ``32*(height//32)``; TorchScript: silently).  The model's
+    public ``forward_padded`` always pads by ``ceil(h/32)*32 - h`` (zero at multiples of
+    32) and crops, so one graph is right for every size in the profile; torch.onnx
+    exports a module's ``forward``, hence this wrapper.
     """
 
-    def __init__(self, fcn: nn.Module, multiple: int = 32) -> None:
+    def __init__(self, fcn: nn.Module) -> None:
         super().__init__()
         if getattr(fcn, "geometry", None) != "aligned":
             raise ValueError("AlignedAnySize wraps aligned-geometry models only")
         self.fcn = fcn
-        self.multiple = multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2], x.shape[-1]
-        m = self.multiple
-        pad_h = (height + m - 1) // m * m - height
-        pad_w = (width + m - 1) // m * m - width
-        padded = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h))
-        pool3, pool4, score = self.fcn._features(padded)
-        out = self.fcn._head(padded, pool3, pool4, score)
-        return out[:, :, :height, :width]
+        return self.fcn.forward_padded(x)

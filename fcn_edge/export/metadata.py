@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from fcn_edge import __version__
 from fcn_edge.errors import ArtifactError
@@ -239,6 +239,33 @@ def _what_it_is(path: Path) -> str:
     return " (it is corrupt, truncated or another format); give the .onnx written by fcn-edge export"
 
 
+def parse_metadata_props(props: Mapping[str, str], where: str | os.PathLike = "ONNX model"
+                         ) -> tuple[ModelInfo | None, ExportFacts | None]:
+    """``(ModelInfo, ExportFacts)`` from a ``metadata_props`` mapping: the one parser of our keys.
+
+    Every reader goes through here: :func:`read_onnx_metadata` (from the file header),
+    the runtime (from ONNX Runtime's ``custom_metadata_map``) and build-engine (from a
+    loaded ``ModelProto``).  ``(None, None)`` when the model carries neither key (an
+    ONNX from another tool: each caller decides what it can do without a description);
+    :class:`ArtifactError` naming ``where`` when only one key is there, or either is
+    malformed or newer than this fcn-edge reads (the file claims to describe itself and
+    does not: trusting half of it would run with wrong classes or preprocessing).
+    """
+    has_model, has_export = MODEL_KEY in props, EXPORT_KEY in props
+    if not has_model and not has_export:
+        return None, None
+    if not (has_model and has_export):
+        present, missing = (MODEL_KEY, EXPORT_KEY) if has_model else (EXPORT_KEY, MODEL_KEY)
+        raise ArtifactError(f"{where} has '{present}' metadata but no '{missing}': its fcn-edge description is "
+                            "incomplete; re-export it with fcn-edge export")
+    try:
+        info = ModelInfo.from_json(props[MODEL_KEY])
+        facts = ExportFacts.from_json(props[EXPORT_KEY])
+    except ArtifactError as exc:
+        raise ArtifactError(f"{where}: {exc}; re-export it with fcn-edge export") from None
+    return info, facts
+
+
 def read_onnx_metadata(path: str | os.PathLike) -> tuple[ModelInfo, ExportFacts]:
     """``(ModelInfo, ExportFacts)`` of an fcn-edge ONNX, read without loading its weights.
 
@@ -248,14 +275,9 @@ def read_onnx_metadata(path: str | os.PathLike) -> tuple[ModelInfo, ExportFacts]
     """
     path = Path(path)
     header = read_onnx_header(path)
-    meta = header.metadata
-    if MODEL_KEY not in meta or EXPORT_KEY not in meta:
+    info, facts = parse_metadata_props(header.metadata, path)
+    if info is None or facts is None:
         raise ArtifactError(f"{path} is not an fcn-edge ONNX (no {MODEL_KEY} metadata){_foreign_hint(header)}")
-    try:
-        info = ModelInfo.from_json(meta[MODEL_KEY])
-        facts = ExportFacts.from_json(meta[EXPORT_KEY])
-    except ArtifactError as exc:
-        raise ArtifactError(f"{path}: {exc}; re-export it with fcn-edge export") from None
     return info, facts
 
 

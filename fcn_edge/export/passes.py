@@ -1,5 +1,6 @@
-"""Small ONNX graph passes applied after torch.onnx: opset down-conversion, INT32 index
-constants, FP16 weight storage, and finding the logits tensor for verification.
+"""Small ONNX graph passes applied after torch.onnx: node names after their modules, opset
+down-conversion, INT32 index constants, FP16 weight storage, and finding the logits
+tensor for verification.
 
 Each pass works on an ``onnx.ModelProto`` in place and is deliberately narrow: it
 handles what our exported graphs contain and refuses anything else with a clear
@@ -8,6 +9,7 @@ error, rather than guessing.
 
 from __future__ import annotations
 
+import ast
 from collections import defaultdict
 
 import numpy as np
@@ -49,6 +51,43 @@ def _default_opset(model) -> int:
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
     raise GraphPassError("the exported model has no default-domain opset")
+
+
+NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata torch.onnx (dynamo) writes
+
+
+def name_nodes_by_module(model) -> int:
+    """Name each node after the module that made it: ``/fcn/upscore8/ConvTranspose``.
+
+    The dynamo exporter names nodes after the aten op (``node_convolution_2``), and that
+    name is what TensorRT calls the layer in its logs, profiles and errors, and what the
+    DLA pre-check and the lint print.  torch.onnx records each node's module path in
+    its ``pkg.torch.onnx.name_scopes`` metadata (``['', 'fcn', 'fcn.upscore8',
+    'convolution']``); the node becomes ``/<module path>/<OpType>`` (TorchScript's
+    convention, with ``_1``, ``_2``... when one module makes several of a kind).  Nodes
+    without that metadata keep their names.  Returns the number renamed.
+    """
+    planned: list[tuple[object, str]] = []
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES_KEY), None)
+        try:
+            parts = ast.literal_eval(scopes) if scopes else None
+        except (ValueError, SyntaxError):
+            parts = None
+        if not isinstance(parts, list) or len(parts) < 2:
+            continue
+        module = str(parts[-2]).replace(".", "/").strip("/")
+        planned.append((node, f"/{module}/{node.op_type}" if module else f"/{node.op_type}"))
+    renamed = {id(node) for node, _ in planned}
+    taken = {node.name for node in model.graph.node if id(node) not in renamed}
+    for node, base in planned:
+        name, index = base, 0
+        while name in taken:
+            index += 1
+            name = f"{base}_{index}"
+        taken.add(name)
+        node.name = name
+    return len(planned)
 
 
 def downgrade_opset(model, target: int) -> None:

@@ -18,8 +18,10 @@ Two geometries share one set of weights and differ only in paddings and crops:
     on 1/16, 1/8 and full size: no crops at all.  That needs H and W to be multiples of
     32; other sizes are padded at the bottom/right up to the next multiple of 32 (zeros
     in normalised space, i.e. the mean colour) and the output is cropped back, so every
-    size works and the output still equals the input size.  At 500x500 the aligned net
-    does about half the work of the paper net, whose 100-pixel pad inflates every map.
+    size works and the output still equals the input size (``forward_padded`` does
+    the same as graph ops without a Python branch, for dynamic-size ONNX export).
+    At 500x500 the aligned net does about half the work of the paper net, whose
+    100-pixel pad inflates every map.
 
 The models take normalised float input ``[N, 3, H, W]`` (see
 :class:`fcn_edge.modelinfo.Preprocessing`) and return logits ``[N, C, H, W]``.
@@ -133,21 +135,35 @@ class _VGGTrunk(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.geometry == "paper":
-            pool3, pool4, score = self._features(x)
-            return self._head(x, pool3, pool4, score)
-        height, width = x.shape[-2:]
-        pad_h = (-height) % ALIGN
-        pad_w = (-width) % ALIGN
-        if pad_h or pad_w:
-            # Pad bottom/right to a multiple of 32 (0 == the mean colour after
-            # normalisation), run, and crop the output back: sizes stay H x W.
-            padded = F.pad(x, (0, pad_w, 0, pad_h))
-            pool3, pool4, score = self._features(padded)
-            out = self._head(padded, pool3, pool4, score)
-            return out[:, :, :height, :width]
+        if self.geometry == "aligned":
+            height, width = x.shape[-2:]
+            if height % ALIGN or width % ALIGN:
+                # Pad bottom/right to a multiple of 32, run, crop back: sizes stay H x W.
+                return self.forward_padded(x)
         pool3, pool4, score = self._features(x)
         return self._head(x, pool3, pool4, score)
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """Aligned geometry at any size, as graph ops: pad to a multiple of 32, run, crop.
+
+        The padding is ``ceil(H/32)*32 - H`` rows at the bottom and the same rule for
+        columns at the right (zeros: the mean colour after normalisation), so it is zero
+        at multiples of 32 and the result always equals :meth:`forward`'s.  Unlike
+        :meth:`forward`, which skips the pad with a Python ``if`` when none is needed (no
+        copy in eager mode; a static export folds the pad away), this has no branch on
+        the input's size, so a graph traced with a dynamic height/width
+        (``fcn-edge export --dynamic height,width``) is right for every size in its
+        range instead of baking in the branch the example input took.
+        """
+        if self.geometry != "aligned":
+            raise ValueError("forward_padded is for aligned geometry; paper-geometry nets take any size as they are")
+        height, width = x.shape[-2], x.shape[-1]
+        pad_h = (height + ALIGN - 1) // ALIGN * ALIGN - height
+        pad_w = (width + ALIGN - 1) // ALIGN * ALIGN - width
+        padded = F.pad(x, (0, pad_w, 0, pad_h))
+        pool3, pool4, score = self._features(padded)
+        out = self._head(padded, pool3, pool4, score)
+        return out[:, :, :height, :width]
 
     @staticmethod
     def _crop(t: torch.Tensor, offset: int, like_h: int, like_w: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ model              backend             module (imported only when opened)
 ``*.onnx``         ONNX Runtime        :mod:`fcn_edge.runtime.onnxruntime_backend`
 ``*.engine/.plan`` TensorRT            :mod:`fcn_edge.runtime.tensorrt_backend`
 ``*.pt/.pth``      PyTorch             :mod:`fcn_edge.runtime.torch_backend`
+``triton://``      Triton (remote)     :mod:`fcn_edge.runtime.triton_backend`
 =================  ==================  ===========================================
 
 Every runner has ``info`` (:class:`~fcn_edge.modelinfo.ModelInfo`), ``io``

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
 
 IO_KINDS = ("frames", "raw")
 LABELS, CONFIDENCE, LOGITS = "labels", "confidence", "logits"
@@ -144,7 +144,9 @@ class InferenceResult:
     """One batch's outputs at network resolution, plus how long it took.
 
     ``labels``: ``[N, H, W]`` uint8 class ids (int32 when the model has more than 255
-    classes).  ``confidence``: ``[N, H, W]`` float32 when the model outputs it.
+    classes: :func:`fcn_edge.modelinfo.label_dtype`).  ``confidence``: ``[N, H, W]``
+    float32 probability of the winning class (0-1) when the model outputs it, whatever
+    the graph stores (uint8 x ``confidence_scale``, float16).
     ``logits``: ``[N, C, H, W]`` float32 when the model outputs them (raw models).
     ``timings``: milliseconds; ``infer`` is the host wall time from submission to the
     result being on the host; backends add their own stages (``h2d``, ``compute``,
@@ -204,6 +206,11 @@ class Runner(abc.ABC):
 
     backend: str = "?"
     max_in_flight: int = 1
+    #: What each key of ``InferenceResult.timings`` measures, for reports that must say
+    #: what their numbers include (``fcn-edge bench``).  Backends extend it.
+    timing_notes: dict[str, str] = {
+        "infer": "host wall time from the start of the run (input already checked) to the outputs on the host",
+    }
 
     model_path: str
     info: ModelInfo
@@ -243,6 +250,14 @@ class Runner(abc.ABC):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def device_memory(self) -> dict[str, Any]:
+        """GPU memory this runner can account for, or ``{}`` when the backend cannot tell.
+
+        ``{"bytes": total, "parts": {name: bytes}, "source": "what was counted"}``;
+        backends on the CPU or on a remote server return ``{}``.
+        """
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """Facts for logs and stats JSON: backend, model, io, backend options."""
@@ -365,7 +380,7 @@ def normalise_label_array(labels: np.ndarray, num_classes: int) -> np.ndarray:
         array = array[None]
     if array.ndim != 3:
         raise FcnEdgeError(f"label output has shape {tuple(array.shape)}; expected [N, H, W]")
-    target = np.uint8 if num_classes <= 256 else np.int32
+    target = np.dtype(label_dtype(num_classes))
     if array.dtype == target:
         return array
     if array.dtype.kind == "f":
@@ -386,8 +401,13 @@ def confidence_from_logits(logits: np.ndarray) -> np.ndarray:
 
 
 def build_result(outputs: Mapping[str, np.ndarray], io: IOSpec, info: ModelInfo,
-                 timings: dict[str, float] | None = None, *, want_confidence: bool = False) -> InferenceResult:
-    """Turn named model outputs into an :class:`InferenceResult` (labels always present)."""
+                 timings: dict[str, float] | None = None, *, want_confidence: bool = False,
+                 confidence_scale: float | None = None) -> InferenceResult:
+    """Turn named model outputs into an :class:`InferenceResult` (labels always present).
+
+    ``confidence_scale`` is the export facts' (probability = stored value x scale); when
+    the model does not say, uint8 confidence is read as fcn-edge stores it (x 1/255).
+    """
     outputs = dict(outputs)
     logits = outputs.pop(LOGITS, None)
     labels = outputs.pop(LABELS, None)
@@ -404,7 +424,12 @@ def build_result(outputs: Mapping[str, np.ndarray], io: IOSpec, info: ModelInfo,
     else:
         labels = normalise_label_array(labels, info.num_classes)
     if confidence is not None:
-        confidence = np.asarray(confidence, dtype=np.float32)
+        confidence = np.asarray(confidence)
+        scale = confidence_scale if confidence_scale is not None else (
+            1.0 / CONFIDENCE_UINT8_MAX if confidence.dtype == np.uint8 else 1.0)
+        confidence = confidence.astype(np.float32)
+        if scale != 1.0:
+            confidence *= np.float32(scale)
         if confidence.ndim == 4 and confidence.shape[1] == 1:
             confidence = confidence[:, 0]
     if logits is not None:

@@ -1,7 +1,9 @@
 """ONNX Runtime backend for ``.onnx`` models (CPU by default; CUDA / TensorRT execution providers on request).
 
-The loader reads the graph's real inputs/outputs and the fcn-edge metadata (tolerating
-models that lack it), the runner binds the batch and returns labels/confidence/logits.
+The loader reads the graph's real inputs/outputs and the fcn-edge metadata through the
+exporter's parser (:func:`fcn_edge.export.parse_metadata_props`); a model without any
+runs on stated assumptions (:mod:`fcn_edge.runtime.fallback`), one with a broken
+description is refused.  The runner binds the batch and returns labels/confidence/logits.
 Thread settings are exposed because on a small CPU the intra-op pool decides whether the
 capture and drawing threads of the stream runner get a core at all.
 """
@@ -16,11 +18,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
+from fcn_edge.export.metadata import ExportFacts, parse_metadata_props
 from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
 from fcn_edge.modelinfo import ModelInfo
 from fcn_edge.runtime.base import IOSpec, InferenceResult, LOGITS, Runner, TensorSpec, build_result
-from fcn_edge.runtime.metadata import describe_from_props, default_info
+from fcn_edge.runtime.fallback import assume_model_info
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +94,24 @@ class OnnxRuntimeRunner(Runner):
     """Runs an ``.onnx`` model with an ``onnxruntime.InferenceSession``."""
 
     backend = "onnxruntime"
+    timing_notes = {
+        **Runner.timing_notes,
+        "run": "host wall time of session.run (with an I/O binding on GPU providers: upload, compute and "
+               "the copy of the outputs to the host)",
+    }
 
     def __init__(self, model_path: str | os.PathLike, *, providers: str | Sequence[Any] | None = None,
                  intra_op_threads: int | None = None, inter_op_threads: int | None = None,
                  parallel_execution: bool = False, allow_spinning: bool | None = None,
                  io_binding: bool | None = None, device_id: int = 0, outputs: Sequence[str] | None = None,
                  confidence: bool = False, trt_fp16: bool = False, trt_cache_dir: str | None = None,
-                 graph_optimization: str = "all", info: ModelInfo | None = None) -> None:
+                 graph_optimization: str = "all", info: ModelInfo | None = None, threads: int | None = None) -> None:
         super().__init__()
+        if threads is not None:
+            # ``threads`` is the name every backend understands (torch: set_num_threads)
+            if intra_op_threads is not None and int(intra_op_threads) != int(threads):
+                raise FcnEdgeError(f"threads={threads} and intra_op_threads={intra_op_threads} disagree; give one")
+            intra_op_threads = threads
         ort = require("onnxruntime", purpose="to run .onnx models")
         path = require_file(model_path, "ONNX model", ArtifactError)
         self.model_path = str(path)
@@ -134,10 +147,11 @@ class OnnxRuntimeRunner(Runner):
         self._threads = (intra_op_threads, inter_op_threads)
 
         meta = self._session.get_modelmeta()
-        description = describe_from_props(dict(meta.custom_metadata_map or {}), self.model_path)
-        self._export = description.export
-        self.io = self._build_io(description)
-        self.info = info or description.info or default_info(self._classes_from_graph(), self.model_path)
+        described, self.facts = parse_metadata_props(dict(meta.custom_metadata_map or {}), self.model_path)
+        self.io = self._build_io(self.facts, info or described)
+        self.info = info or described or assume_model_info(self.model_path, io_kind=self.io.kind,
+                                                           num_classes=self._classes_from_graph())
+        self._confidence_scale = self.facts.confidence_scale if self.facts else None
         self._input_name = self.io.input.name
 
         wanted = list(outputs) if outputs else list(self.io.output_names)
@@ -150,8 +164,8 @@ class OnnxRuntimeRunner(Runner):
         self._binding_device = ("cuda", device_id) if gpu else ("cpu", 0)
 
     # ----------------------------------------------------------------- loading
-    def _build_io(self, description) -> IOSpec:
-        export = description.export
+    def _build_io(self, facts: ExportFacts | None, info: ModelInfo | None) -> IOSpec:
+        """The I/O from the graph itself; the export facts add the kind and the dynamic ranges."""
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ArtifactError(f"{self.model_path} has {len(inputs)} inputs; fcn-edge runs models with one image input")
@@ -160,7 +174,7 @@ class OnnxRuntimeRunner(Runner):
         if dtype is None:
             raise ArtifactError(f"{self.model_path}: input {inp.name!r} has type {inp.type}, which fcn-edge cannot feed")
         shape = _dims(inp.shape)
-        kind = export.io or ("frames" if dtype == "uint8" else "raw")
+        kind = facts.io if facts else ("frames" if dtype == "uint8" else "raw")
         if len(shape) != 4:
             raise ArtifactError(f"{self.model_path}: input {inp.name!r} has rank {len(shape)}; expected a 4-D image batch")
         if kind == "frames":
@@ -168,30 +182,27 @@ class OnnxRuntimeRunner(Runner):
         else:
             layout, (h, w) = "NCHW", (shape[2], shape[3])
         size = (h, w) if h is not None and w is not None else None
-        size_range = None
-        hr, wr = export.dynamic_range("height"), export.dynamic_range("width")
-        if size is None and hr and wr:
-            size_range = ((hr[0], wr[0]), (hr[2], wr[2]))
         batch = shape[0]
-        br = export.dynamic_range("batch")
-        max_batch = batch if batch is not None else (br[2] if br else None)
-        min_shape = max_shape = None
-        if br or size_range:
-            lo_b, hi_b = (br[0], br[2]) if br else ((batch or 1), (batch or 1))
-            (hlo, wlo), (hhi, whi) = size_range or ((h, w), (h, w))
-            if None not in (hlo, wlo, hhi, whi):
-                if kind == "frames":
-                    min_shape, max_shape = (lo_b, hlo, wlo, 3), (hi_b, hhi, whi, 3)
-                else:
-                    min_shape, max_shape = (lo_b, 3, hlo, wlo), (hi_b, 3, hhi, whi)
+        size_range = max_batch = min_shape = max_shape = None
+        if facts is not None and facts.dynamic:
+            (n_lo, h_lo, w_lo), (n_hi, h_hi, w_hi) = facts.profile("min"), facts.profile("max")
+            if size is None:
+                size_range = ((h_lo, w_lo), (h_hi, w_hi))
+            if batch is None:
+                max_batch = n_hi
+            if kind == "frames":
+                min_shape, max_shape = (n_lo, h_lo, w_lo, 3), (n_hi, h_hi, w_hi, 3)
+            else:
+                min_shape, max_shape = (n_lo, 3, h_lo, w_lo), (n_hi, 3, h_hi, w_hi)
+        if batch is not None:
+            max_batch = batch
         in_spec = TensorSpec(inp.name, dtype, shape, layout, min_shape, max_shape)
         out_specs = []
         for out in self._session.get_outputs():
             odims = _dims(out.shape)
             layout = "NCHW" if out.name == LOGITS or len(odims) == 4 else ("NHW" if len(odims) == 3 else "")
             out_specs.append(TensorSpec(out.name, _ORT_DTYPES.get(out.type, out.type), odims, layout))
-        info = description.info
-        preferred = export.size or (info.input_size if info and info.input_size else None) or size
+        preferred = (facts.size if facts else None) or (info.input_size if info and info.input_size else None) or size
         return IOSpec(kind=kind, input=in_spec, outputs=tuple(out_specs), size=size, preferred_size=preferred,
                       batch=batch, max_batch=max_batch, size_range=size_range)
 
@@ -216,7 +227,8 @@ class OnnxRuntimeRunner(Runner):
             values = self._session.run(self._output_names, {self._input_name: batch})
         run_ms = (time.perf_counter() - start) * 1000.0
         outputs = dict(zip(self._output_names, values))
-        return build_result(outputs, self.io, self.info, {"run": run_ms}, want_confidence=self._want_confidence)
+        return build_result(outputs, self.io, self.info, {"run": run_ms}, want_confidence=self._want_confidence,
+                            confidence_scale=self._confidence_scale)
 
     def _close(self) -> None:
         self._session = None  # type: ignore[assignment]
@@ -224,7 +236,7 @@ class OnnxRuntimeRunner(Runner):
     def _describe(self) -> dict[str, Any]:
         return {"providers": self.providers, "intra_op_threads": self._threads[0],
                 "inter_op_threads": self._threads[1], "io_binding": self._use_binding,
-                "precision": self._export.precision, "outputs": list(self._output_names)}
+                "precision": self.facts.precision if self.facts else None, "outputs": list(self._output_names)}
 
 
 def open_onnxruntime(model_path: str | os.PathLike, **options: Any) -> OnnxRuntimeRunner:

@@ -4,13 +4,13 @@
 ``.pt``/``.pth`` PyTorch.  A backend is registered with the suffixes and URL schemes
 it handles and a factory named as ``"module:function"`` so nothing is imported until a
 model of that kind is opened (a Jetson without torch can still list the backends).
-Adding one, e.g. a Triton client (issue 10)::
+URL schemes work the same way: the Triton client is registered as::
 
     register_backend("triton", "fcn_edge.runtime.triton_backend:open_triton",
-                     schemes=("triton", "triton+http", "triton+grpc"))
+                     schemes=("triton", "triton+http", "triton+https", "triton+grpc", "triton+grpcs"))
 
-after which ``open_runner("triton://host:8000/fcn8s")`` works everywhere a model path
-is accepted.  The factory is called as ``factory(model_path, **options)`` and returns a
+so ``open_runner("triton://host:8000/fcn8s")`` works everywhere a model path is
+accepted (run, eval, bench, Segmenter.open).  The factory is called as ``factory(model_path, **options)`` and returns a
 :class:`fcn_edge.runtime.base.Runner`.
 """
 
@@ -119,6 +119,9 @@ def _register_builtin() -> None:
                      suffixes=(".engine", ".plan", ".trt"), description="TensorRT engine (cuda-python or pycuda)")
     register_backend("torch", "fcn_edge.runtime.torch_backend:open_torch",
                      suffixes=(".pt", ".pth"), description="PyTorch checkpoint (for comparisons)")
+    register_backend("triton", "fcn_edge.runtime.triton_backend:open_triton",
+                     schemes=("triton", "triton+http", "triton+https", "triton+grpc", "triton+grpcs"),
+                     description="a model on a Triton Inference Server (tritonclient; HTTP or gRPC)")
 
 
 _register_builtin()

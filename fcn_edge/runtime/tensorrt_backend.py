@@ -15,6 +15,15 @@ stage is measured with CUDA events.  Output dtypes are whatever the engine says
 (ArgMax is int32 on 8.x, int64 on 10.x unless the graph casts it to uint8) and are
 normalised to uint8 labels on the host.
 
+Loading goes through the engine stage's own code: the sidecar (``<engine>.json``) is
+read and checked against this TensorRT and GPU by
+:func:`fcn_edge.engine.sidecar.prepare_engine_load` (one sentence naming every
+difference, before TensorRT sees the bytes), the GPU comes from
+:func:`fcn_edge.engine.gpu.probe_gpu`, and the ``trt.Runtime`` is prepared and the
+engine's I/O read by :mod:`fcn_edge.engine.trt_load`, exactly as build-engine did when
+it verified the engine.  An engine with no sidecar (built by ``trtexec`` or another
+tool) still runs, unchecked and undescribed, with a warning saying so.
+
 All buffer arithmetic lives in :mod:`fcn_edge.runtime.trt_buffers` and all CUDA calls
 in :mod:`fcn_edge.runtime.cuda_memory`; this module only talks to TensorRT.
 """
@@ -29,16 +38,19 @@ from typing import Any
 
 import numpy as np
 
+from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, probe_gpu
+from fcn_edge.engine.sidecar import (EngineLoadSettings, EngineSidecar, engine_load_settings, load_settings,
+                                     prepare_engine_load, read_sidecar, sidecar_path_for)
+from fcn_edge.engine.trt_load import prepare_runtime, read_engine_io
 from fcn_edge.errors import ArtifactError, FcnEdgeError
+from fcn_edge.export.metadata import ExportFacts
 from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
 from fcn_edge.modelinfo import ModelInfo
-from fcn_edge.runtime.base import InferenceResult, PendingInference, Runner, build_result
+from fcn_edge.runtime.base import LOGITS, InferenceResult, PendingInference, Runner, build_result
 from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, open_cuda
-from fcn_edge.runtime.metadata import default_info
-from fcn_edge.runtime.sidecar import check_compatibility, read_sidecar, sidecar_facts
-from fcn_edge.runtime.trt_buffers import (BufferPlan, BufferRing, EngineTensor, check_input_shape,
-                                          engine_io_spec, numpy_dtype)
+from fcn_edge.runtime.fallback import assume_model_info
+from fcn_edge.runtime.trt_buffers import BufferPlan, BufferRing, EngineTensor, check_input_shape, engine_io_spec
 
 log = logging.getLogger(__name__)
 
@@ -52,40 +64,54 @@ class _BufferSet:
     submitted_at: float = 0.0
 
 
+# What an engine without a sidecar is loaded with: built plainly, as far as anyone can tell.
+PLAIN_LOAD = engine_load_settings(version_compatible=False, exclude_lean_runtime=False, dla_core=None)
+
+
 def describe_engine_tensors(trt: Any, engine: Any, profile: int = 0) -> list[EngineTensor]:
-    """The engine's I/O tensors through the name-based API."""
-    tensors = []
-    for index in range(engine.num_io_tensors):
-        name = engine.get_tensor_name(index)
-        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-        dtype = numpy_dtype(engine.get_tensor_dtype(name))
-        shape = tuple(int(d) for d in engine.get_tensor_shape(name))
-        prof = None
-        if is_input and any(d < 0 for d in shape):
-            lo, opt, hi = engine.get_tensor_profile_shape(name, profile)
-            prof = (tuple(int(d) for d in lo), tuple(int(d) for d in opt), tuple(int(d) for d in hi))
-        tensors.append(EngineTensor(name, is_input, dtype, shape, prof))
-    return tensors
+    """The engine's I/O tensors (read as build-engine reads them), with numpy dtypes for the buffers."""
+    return [EngineTensor.from_engine(t) for t in read_engine_io(trt, engine, profile)]
+
+
+def _gpu_here(device_id: int) -> GpuInfo | None:
+    """This machine's GPU for the sidecar check; None (the check then warns) if the driver cannot say."""
+    try:
+        return probe_gpu(device_id)
+    except GpuUnavailable as exc:
+        log.warning("cannot query CUDA device %d for the engine check: %s", device_id, exc)
+        return None
 
 
 class TensorRTRunner(Runner):
-    """Runs a serialised TensorRT engine; see the module docstring for the data flow."""
+    """Runs a serialised TensorRT engine; see the module docstring for the data flow.
+
+    ``check_sidecar=False`` loads an engine whose sidecar disagrees with this machine
+    (the sidecar is still read for the model description); ``lean_runtime`` is the path
+    of TensorRT's lean runtime library for engines built with ``--exclude-lean-runtime``.
+    """
 
     backend = "tensorrt"
+    timing_notes = {
+        "infer": "host wall time from submit() (frames copied into page-locked memory) to the outputs on the "
+                 "host: staging copy, upload, compute, download and waiting for the GPU",
+        "h2d": "GPU time of the input upload (CUDA events on the copy-in stream)",
+        "compute": "GPU time of execute_async_v3 (CUDA events on the compute stream, after the upload)",
+        "d2h": "GPU time of the output download (CUDA events on the copy-out stream)",
+    }
 
     def __init__(self, model_path: str | os.PathLike, *, cuda: str = "auto", device_id: int = 0,
                  buffer_sets: int = 2, check_sidecar: bool = True, info: ModelInfo | None = None,
-                 profile: int = 0, confidence: bool = False) -> None:
+                 profile: int = 0, confidence: bool = False, lean_runtime: str | os.PathLike | None = None) -> None:
         super().__init__()
         try:
-            self._open(model_path, cuda, device_id, buffer_sets, check_sidecar, info, profile, confidence)
+            self._open(model_path, cuda, device_id, buffer_sets, check_sidecar, info, profile, confidence, lean_runtime)
         except BaseException:
             self._closed = True
             self._close()
             raise
 
     def _open(self, model_path: str | os.PathLike, cuda: str, device_id: int, buffer_sets: int, check_sidecar: bool,
-              info: ModelInfo | None, profile: int, confidence: bool) -> None:
+              info: ModelInfo | None, profile: int, confidence: bool, lean_runtime: str | os.PathLike | None) -> None:
         self.trt = require("tensorrt", purpose="to run TensorRT engines")
         path = require_file(model_path, "TensorRT engine", ArtifactError)
         self.model_path = str(path)
@@ -93,22 +119,20 @@ class TensorRTRunner(Runner):
         self.cuda: CudaMemory = open_cuda(cuda, device_id)
         gpu, cc = self.cuda.device_name(), self.cuda.compute_capability()
 
-        sidecar = read_sidecar(path)
-        facts = sidecar_facts(sidecar) if sidecar else None
-        if facts is not None and check_sidecar:
-            for warning in check_compatibility(facts, path, tensorrt_version=self.trt.__version__,
-                                               gpu_name=gpu, compute_capability=cc):
-                log.warning("%s", warning)
-
+        self.sidecar, data, settings = self._read_engine(path, device_id, check_sidecar)
         self._logger = self.trt.Logger(self.trt.Logger.WARNING)
-        self._runtime = self.trt.Runtime(self._logger)
-        data = path.read_bytes()
+        self._runtime = prepare_runtime(self.trt.Runtime(self._logger), settings,
+                                        str(lean_runtime) if lean_runtime else None)
+        self._engine_bytes = len(data)
         self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
-            built = f" (built with TensorRT {facts.tensorrt_version})" if facts and facts.tensorrt_version else ""
+            built = f" (built with TensorRT {self.sidecar.trt_version})" if self.sidecar else ""
+            lean = ("; it excludes TensorRT's lean runtime: pass lean_runtime=PATH (--lean-runtime) to the "
+                    "libnvinfer_lean library of that TensorRT version"
+                    if settings.load_lean_runtime and not lean_runtime else "")
             raise ArtifactError(f"TensorRT {self.trt.__version__} cannot load the engine {path}{built} on {gpu} "
                                 f"(sm_{cc[0]}{cc[1]}): it was built for another TensorRT version or GPU, or is "
-                                "corrupt; rebuild it here with fcn-edge build-engine")
+                                f"corrupt{lean}; rebuild it here with fcn-edge build-engine")
         self.context = self.engine.create_execution_context()
         if self.context is None:
             raise FcnEdgeError(f"TensorRT could not create an execution context for {path} (out of GPU memory?)")
@@ -118,10 +142,13 @@ class TensorRTRunner(Runner):
             self._profile_stream.synchronize()
 
         self.tensors = describe_engine_tensors(self.trt, self.engine, profile)
-        model_info = info or (facts.model if facts else None)
-        self.info = model_info or default_info(None, path)
+        described, self.facts = self._description(path)
+        if not (info or described):
+            described = assume_model_info(path, io_kind=engine_io_spec(self.tensors).kind, num_classes=self._classes())
+        self.info = info or described
         self.io = engine_io_spec(self.tensors, self.info.input_size)
         self._input = next(t for t in self.tensors if t.is_input)
+        self._confidence_scale = self.facts.confidence_scale if self.facts else None
 
         # Output sizes at the largest accepted input shape: allocate once, never while streaming.
         if self._input.is_dynamic:
@@ -137,6 +164,40 @@ class TensorRTRunner(Runner):
         self._current_shape: tuple[int, ...] | None = None
         log.info("TensorRT %s engine %s on %s via %s: %d buffer sets, %.1f MiB each", self.trt.__version__,
                  path.name, gpu, self.cuda.name, buffer_sets, self.plan.total_bytes() / 2**20)
+
+    # ------------------------------------------------------------------ loading
+    def _read_engine(self, path, device_id: int, check: bool) -> tuple[EngineSidecar | None, bytes, EngineLoadSettings]:
+        """The sidecar (checked against this machine unless ``check`` is off), the engine bytes, how to load them."""
+        if not sidecar_path_for(path).exists():
+            log.warning("%s has no sidecar %s (not built by fcn-edge build-engine, or copied without it): its "
+                        "TensorRT version and GPU cannot be checked before loading", path, sidecar_path_for(path).name)
+            return None, path.read_bytes(), PLAIN_LOAD
+        if not check:
+            sidecar = read_sidecar(path)
+            log.warning("not checking %s against this TensorRT and GPU (sidecar check turned off): %s",
+                        path.name, sidecar.describe())
+            return sidecar, path.read_bytes(), load_settings(sidecar)
+        sidecar, data, settings, warnings = prepare_engine_load(path, self.trt.__version__, _gpu_here(device_id))
+        for warning in warnings:
+            log.warning("%s: %s", path.name, warning)
+        return sidecar, data, settings
+
+    def _description(self, path) -> tuple[ModelInfo | None, ExportFacts | None]:
+        """The model description and export facts the sidecar carries (copied from the ONNX by build-engine)."""
+        if self.sidecar is None:
+            return None, None
+        where = sidecar_path_for(path)
+        model, export = self.sidecar.model, self.sidecar.data.get("export")
+        try:
+            info = ModelInfo.from_dict(model) if model else None
+            facts = ExportFacts.from_dict(export) if export else None
+        except ArtifactError as exc:
+            raise ArtifactError(f"{where}: {exc}; rebuild the engine with fcn-edge build-engine") from None
+        return info, facts
+
+    def _classes(self) -> int | None:
+        logits = next((t for t in self.tensors if t.name == LOGITS and not t.is_input), None)
+        return int(logits.shape[1]) if logits is not None and len(logits.shape) == 4 and logits.shape[1] > 0 else None
 
     # ------------------------------------------------------------------ buffers
     def _allocate_set(self) -> _BufferSet:
@@ -210,7 +271,8 @@ class TensorRTRunner(Runner):
             }
         finally:
             self.ring.release(index)
-        return build_result(outputs, self.io, self.info, timings, want_confidence=self._want_confidence)
+        return build_result(outputs, self.io, self.info, timings, want_confidence=self._want_confidence,
+                            confidence_scale=self._confidence_scale)
 
     def _run(self, batch: np.ndarray) -> InferenceResult:  # pragma: no cover - submit() is overridden
         return self.submit(batch).result()
@@ -239,9 +301,28 @@ class TensorRTRunner(Runner):
         self.engine = None
         cuda.close()
 
+    def device_memory(self) -> dict[str, Any]:
+        engine = getattr(self, "engine", None)
+        if engine is None:
+            return {}
+        parts: dict[str, int] = {}
+        # TensorRT 10.1 deprecated device_memory_size for device_memory_size_v2
+        for attribute in ("device_memory_size_v2", "device_memory_size"):
+            value = getattr(engine, attribute, None)
+            if isinstance(value, (int, np.integer)):
+                parts["activations"] = int(value)
+                break
+        parts["io_buffers"] = int(self.plan.total_bytes(self.ring.sets))
+        parts["engine_file"] = int(self._engine_bytes)
+        return {"bytes": sum(parts.values()), "parts": parts,
+                "source": "TensorRT: the execution context's activation memory (engine.device_memory_size) + the "
+                          "runner's device I/O buffers + the serialised engine size (about the weights); the CUDA "
+                          "context and TensorRT's own workspace outside the engine are not included"}
+
     def _describe(self) -> dict[str, Any]:
         return {"tensorrt": self.trt.__version__, "cuda_binding": self.cuda.name, "gpu": self.cuda.device_name(),
-                "buffer_sets": self.ring.sets, "buffer_bytes": self.plan.total_bytes(self.ring.sets)}
+                "buffer_sets": self.ring.sets, "buffer_bytes": self.plan.total_bytes(self.ring.sets),
+                "engine": self.sidecar.describe() if self.sidecar else "no sidecar"}
 
 
 def open_tensorrt(model_path: str | os.PathLike, **options: Any) -> TensorRTRunner:

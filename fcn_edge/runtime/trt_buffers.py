@@ -1,6 +1,6 @@
 """The TensorRT runner's buffer logic, kept free of TensorRT and CUDA so it is tested with numpy.
 
-What lives here: TensorRT dtype names -> numpy dtypes; the I/O description of an
+What lives here: TensorRT dtypes -> numpy dtypes; the I/O description of an
 engine (which tensor is the image input, frames or raw, fixed or dynamic size and
 batch, from the engine's shapes and optimisation-profile ranges); input-shape checks
 against a profile; byte sizes of every buffer for the largest shape the engine accepts
@@ -18,37 +18,30 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from fcn_edge.engine.trt_load import HOST_DTYPES, TRT_DTYPES, EngineIO, trt_type_member
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.runtime.base import CONFIDENCE, IOSpec, LABELS, LOGITS, TensorSpec
 
-# TensorRT DataType member names -> numpy dtype names (None: no host representation)
-TRT_DTYPES: dict[str, str | None] = {
-    "FLOAT": "float32",
-    "HALF": "float16",
-    "INT8": "int8",
-    "INT32": "int32",
-    "INT64": "int64",  # TensorRT 10+
-    "BOOL": "bool",
-    "UINT8": "uint8",
-    "BF16": None,   # TensorRT 9+
-    "FP8": None,
-    "INT4": None,
-    "FP4": None,
-    "E8M0": None,
-}
 
+def numpy_dtype(dtype: object) -> np.dtype:
+    """A TensorRT dtype -> its numpy dtype; one-line error for types numpy lacks.
 
-def numpy_dtype(trt_dtype: object) -> np.dtype:
-    """``trt.DataType.HALF`` (or its name ``"HALF"``) -> ``np.float16``; one-line error for types numpy lacks."""
-    name = getattr(trt_dtype, "name", None) or str(trt_dtype).rsplit(".", 1)[-1]
-    name = name.upper()
-    if name not in TRT_DTYPES:
-        raise ArtifactError(f"engine tensor type {name} is unknown to fcn-edge")
-    target = TRT_DTYPES[name]
-    if target is None:
+    Takes ``trt.DataType.HALF``, its name (``"HALF"``, ``"DataType.HALF"``) or the dtype
+    name :func:`fcn_edge.engine.trt_load.read_engine_io` reports (``"float16"``): the
+    table is the engine builder's (:data:`fcn_edge.engine.trt_load.TRT_DTYPES`), so the
+    sidecar and the runtime never disagree on a type.
+    """
+    if isinstance(dtype, str) and dtype in TRT_DTYPES.values():
+        name = dtype
+    else:
+        member = trt_type_member(dtype)
+        if member not in TRT_DTYPES:
+            raise ArtifactError(f"engine tensor type {member} is unknown to fcn-edge")
+        name = TRT_DTYPES[member]
+    if name not in HOST_DTYPES:
         raise ArtifactError(f"engine I/O tensor type {name} has no numpy equivalent; rebuild the engine with "
                             "float32/float16/uint8/int32 inputs and outputs")
-    return np.dtype(target)
+    return np.dtype(name)
 
 
 def volume(shape: Iterable[int]) -> int:
@@ -76,6 +69,11 @@ class EngineTensor:
     dtype: np.dtype
     shape: tuple[int, ...]
     profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+
+    @classmethod
+    def from_engine(cls, tensor: EngineIO) -> "EngineTensor":
+        """From what :func:`fcn_edge.engine.trt_load.read_engine_io` read (numpy dtype checked here)."""
+        return cls(tensor.name, tensor.is_input, numpy_dtype(tensor.dtype), tensor.shape, tensor.profile)
 
     @property
     def is_dynamic(self) -> bool:

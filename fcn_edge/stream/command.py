@@ -1,10 +1,21 @@
-"""fcn-edge run MODEL --source SRC [--sink SINK ...]: live segmentation of a camera, stream or file.
+"""fcn-edge run MODEL --source SRC [--source SRC2 ...] [--sink SINK ...]: live segmentation of cameras, streams or files.
 
 Examples:
 
     fcn-edge run model.fp16.engine --source csi://0 --width 1280 --height 720 --sink display
     fcn-edge run model.onnx --source rtsp://cam/stream --sink none --stats-interval 5
     fcn-edge run model.onnx --source video.mp4 --sink out.mp4 --stats-json stats.json
+    fcn-edge run model.b4.onnx --source csi://0 --source csi://1 --sink 'cam{i}.mp4' --batch-timeout-ms 10
+    fcn-edge run triton://gpu-server:8000/fcn8s --source 0 --sink display
+
+Several --source options share one model: their frames are batched into one inference
+call (models exported with a dynamic batch or --batch N; a batch-1 model runs them one
+after another), each source keeping its own frame policy, reconnects, sinks and
+statistics.  A batch goes when every running source has a frame or after
+--batch-timeout-ms; a source that ends or is lost does not stop the others.  With
+several sources a sink name may contain {i} (source number from 0) or {name} (the
+source's file/device name): out_{i}.mp4 writes one video per source; display opens a
+window per source; an image folder is shared (files are prefixed src1_, src2_, ...).
 
 SIGINT (Ctrl-C) or SIGTERM stops cleanly: the video is finalised and playable, the
 stats are printed and written; a second Ctrl-C aborts.  Exit status 0 for a run that
@@ -44,10 +55,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "run", help="segment a camera, stream, video or images in real time",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="model: .onnx (ONNX Runtime), .engine/.plan (TensorRT), .pt (PyTorch)")
-    p.add_argument("--source", "-s", required=True,
+    p.add_argument("model", help="model: .onnx (ONNX Runtime), .engine/.plan (TensorRT), .pt (PyTorch), "
+                                 "triton://HOST:PORT/NAME (a Triton server; triton+grpc:// for gRPC)")
+    p.add_argument("--source", "-s", required=True, action="append",
                    help="0 | /dev/videoN | v4l2:///dev/videoN | csi://N | rtsp://... | http(s)://... | "
-                        "gst:PIPELINE | video file | image | folder | glob")
+                        "gst:PIPELINE | video file | image | folder | glob; repeat for several sources")
     p.add_argument("--sink", "-o", action="append", default=None,
                    help="display | none | out.mp4 (.avi .mkv .mov .webm) | FOLDER/ | labels:FOLDER; repeatable "
                         "(default: none)")
@@ -61,7 +73,14 @@ def register(subparsers: Any) -> None:
     g.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default="auto",
                    help="CUDA binding for TensorRT engines (default: cuda-python if installed, else pycuda)")
     g.add_argument("--no-sidecar-check", action="store_true", help="skip the engine sidecar's TensorRT/GPU check")
+    g.add_argument("--lean-runtime", metavar="LIB", help="TensorRT lean runtime library (libnvinfer_lean.so.N) for "
+                   "engines built with --exclude-lean-runtime")
     g.add_argument("--warmup", type=int, default=1, help="warm-up inferences before the stream starts (default 1)")
+    g.add_argument("--max-batch", type=int,
+                   help="several sources: most frames per inference call (default: one per source, within the model's "
+                        "batch)")
+    g.add_argument("--batch-timeout-ms", type=float, default=10.0,
+                   help="several sources: longest a batch waits for the other sources' frames (default 10)")
     g = p.add_argument_group("source")
     g.add_argument("--width", type=int, help="camera width request (or output width with --resize-input)")
     g.add_argument("--height", type=int, help="camera height request")
@@ -90,7 +109,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--codec", help="FOURCC for video sinks (default by extension)")
     g.add_argument("--output-fps", type=_positive_float, help="frame rate written to video sinks (default: the source's)")
     g = p.add_argument_group("run")
-    g.add_argument("--max-frames", type=int, help="stop after this many frames")
+    g.add_argument("--max-frames", type=int, help="stop after this many frames (per source with several sources)")
     g.add_argument("--stats-interval", type=_positive_float, help="print a stats line every N seconds")
     g.add_argument("--stats-json", help="write the run's statistics to this JSON file")
     p.set_defaults(func=main)
@@ -108,8 +127,45 @@ def backend_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     elif backend == "torch":
         options.update(device=device, threads=args.threads)
     elif backend == "tensorrt":
-        options.update(cuda=args.cuda, device_id=gpu_index, check_sidecar=not args.no_sidecar_check)
+        options.update(cuda=args.cuda, device_id=gpu_index, check_sidecar=not args.no_sidecar_check,
+                       lean_runtime=args.lean_runtime)
     return options
+
+
+def source_sinks(texts: list[str], specs: list, *, fps: float | None = None, codec: str | None = None) -> list[list]:
+    """One sink list per source: {i}/{name} templates expand per source; with several sources a video file
+    needs one of them, a window opens per source and other sinks are created once per source."""
+    import re
+    from pathlib import Path
+
+    from fcn_edge.stream import parse_sink
+    from fcn_edge.stream.sinks import DisplaySink, NullSink, SinkError, VideoFileSink
+
+    lists: list[list] = [[] for _ in specs]
+    names = [re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec.target.rstrip("/")).stem or spec.kind).strip("_") or f"src{i}"
+             for i, spec in enumerate(specs)]
+    for text in texts:
+        templated = "{i}" in text or "{name}" in text
+        if templated:
+            for i, _ in enumerate(specs):
+                lists[i].append(parse_sink(text.replace("{i}", str(i)).replace("{name}", names[i]), fps=fps,
+                                           codec=codec))
+            continue
+        probe = parse_sink(text, fps=fps, codec=codec)
+        if len(specs) == 1:
+            lists[0].append(probe)
+            continue
+        if isinstance(probe, VideoFileSink):
+            raise SinkError(f"--sink {text}: with several sources a video sink needs {{i}} or {{name}} in its name "
+                            f"(e.g. {Path(text).stem}_{{i}}{Path(text).suffix}) so each source gets its own file")
+        for i, _ in enumerate(specs):
+            if isinstance(probe, DisplaySink):
+                lists[i].append(DisplaySink(title=f"fcn-edge [{i}] {specs[i].display_name}"))
+            elif isinstance(probe, NullSink):
+                lists[i].append(NullSink())
+            else:
+                lists[i].append(parse_sink(text, fps=fps, codec=codec))
+    return lists
 
 
 def main(args: argparse.Namespace) -> int:
@@ -117,8 +173,7 @@ def main(args: argparse.Namespace) -> int:
     from fcn_edge.fileio import atomic_write_text, check_writable_destination
     from fcn_edge.modelinfo import parse_size
     from fcn_edge.runtime import open_runner, resolve_backend
-    from fcn_edge.stream import (ReconnectPolicy, RunConfig, SourceOptions, StreamRunner, ViewOptions, parse_sink,
-                                 parse_source)
+    from fcn_edge.stream import ReconnectPolicy, RunConfig, SourceOptions, StreamRunner, ViewOptions, parse_source
 
     try:
         size = parse_size(args.size) if args.size else None
@@ -128,11 +183,14 @@ def main(args: argparse.Namespace) -> int:
         raise FcnEdgeError("--max-frames must be at least 1")
     if args.stats_json:
         check_writable_destination(args.stats_json)
-    spec = parse_source(args.source)
+    if args.max_batch is not None and args.max_batch < 1:
+        raise FcnEdgeError("--max-batch must be at least 1")
+    specs = [parse_source(text) for text in args.source]
+    spec = specs[0]
     source_options = SourceOptions(width=args.width, height=args.height, fps=args.fps, flip=args.flip,
                                    rotate=args.rotate, loop=args.loop, resize=args.resize_input,
                                    read_timeout=args.stall_timeout)
-    sinks = [parse_sink(s, fps=args.output_fps, codec=args.codec) for s in (args.sink or ["none"])]
+    sink_lists = source_sinks(args.sink or ["none"], specs, fps=args.output_fps, codec=args.codec)
     config = RunConfig(
         size=size, every_frame=True if args.every_frame else None, realtime=args.realtime,
         max_frames=args.max_frames, stats_interval=args.stats_interval, warmup=max(0, args.warmup),
@@ -142,7 +200,18 @@ def main(args: argparse.Namespace) -> int:
 
     backend = resolve_backend(args.model, args.backend).name
     runner = open_runner(args.model, backend=args.backend, **backend_options(backend, args))
-    stream = StreamRunner(runner, spec, source_options=source_options, config=config, sinks=sinks)
+    if len(specs) == 1:
+        stream = StreamRunner(runner, spec, source_options=source_options, config=config, sinks=sink_lists[0])
+    else:
+        from fcn_edge.stream.multi import BatchConfig, MultiStreamRunner
+
+        try:
+            stream = MultiStreamRunner(runner, specs, source_options=source_options, config=config,
+                                       batch=BatchConfig(max_batch=args.max_batch, timeout_ms=args.batch_timeout_ms),
+                                       sinks=sink_lists)
+        except BaseException:
+            runner.close()
+            raise
 
     def on_signal(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -162,9 +231,10 @@ def main(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         runner.close()
         stats = stream.stats
-        if args.stats_json and stats.started_at is not None:
+        started = (stats.total if len(specs) > 1 else stats).started_at is not None
+        if args.stats_json and started:
             atomic_write_text(args.stats_json, json.dumps(stats.to_dict(), indent=2) + "\n")
-    if stats.started_at is not None:
+    if started:
         for line in stats.summary_lines():
             print(line, file=sys.stdout)
         sys.stdout.flush()

@@ -18,7 +18,9 @@ open happens in :meth:`FrameFeed.start`, in the caller's thread, so a wrong devi
 URL fails immediately with one sentence rather than after retries.
 
 The feed exposes ``get(timeout)``, ``has_frame()`` and ``ended`` so a consumer can
-multiplex several feeds (one runner batching several cameras).
+multiplex several feeds (one runner batching several cameras); ``on_frame`` is called
+(on the capture thread) each time a frame becomes available, so such a consumer can
+sleep on one condition instead of polling every feed.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class FrameFeed:
                  prepare: Callable[[Frame], None] | None = None,
                  on_event: Callable[[StreamEvent], None] | None = None,
                  realtime: bool = False, pace_fps: float | None = None, max_frames: int | None = None,
-                 name: str = "source", source_id: int = 0) -> None:
+                 name: str = "source", source_id: int = 0,
+                 on_frame: Callable[[], None] | None = None) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         self._factory = source_factory
@@ -79,6 +82,7 @@ class FrameFeed:
         self.max_frames = max_frames
         self.name = name
         self.source_id = source_id
+        self.on_frame = on_frame
 
         self._cond = threading.Condition()
         self._slot: Frame | None = None
@@ -179,6 +183,7 @@ class FrameFeed:
                 self.end_reason = reason
                 self.error = error
             self._cond.notify_all()
+        self._notify()  # a consumer waiting for frames learns that this feed ended
 
     def _publish(self, frame: Frame, generation: int) -> bool:
         """Hand a frame to the consumer; False when the feed is stopping or this worker was replaced."""
@@ -194,14 +199,23 @@ class FrameFeed:
                     self.dropped += 1
                 self._slot = frame
                 self._cond.notify_all()
+            self._notify()
             return True
         while not self._stop.is_set() and generation == self._generation:
             try:
                 self._queue.put(frame, timeout=0.1)
+                self._notify()
                 return True
             except queue.Full:
                 continue
         return False
+
+    def _notify(self) -> None:
+        if self.on_frame is not None:
+            try:
+                self.on_frame()
+            except Exception:  # noqa: BLE001 - a consumer's hook must not kill the capture thread
+                log.exception("on_frame hook failed")
 
     def _sleep(self, seconds: float) -> bool:
         """Interruptible sleep; False when the feed is stopping."""

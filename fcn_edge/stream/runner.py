@@ -369,14 +369,19 @@ class StreamRunner:
 
     def _shutdown(self, error: BaseException | None) -> None:
         self._stopping.set()
-        feed = self._feed
-        if feed is not None:
-            feed.stop()
+        if self._feed is not None:
+            self._feed.stop()
         if self._thread is not None:
             self._thread.join(timeout=10.0)
             if self._thread.is_alive():
                 log.warning("the inference thread did not stop within 10 s")
+        self._close_source(error)
+
+    def _close_source(self, error: BaseException | None) -> None:
+        """Stop the feed, finish the stats and close the sinks (also used per source by MultiStreamRunner)."""
+        feed = self._feed
         if feed is not None:
+            feed.stop()
             feed.join(timeout=2.0)
             self.stats.frames_captured = feed.captured
             self.stats.frames_dropped = feed.dropped
@@ -399,6 +404,6 @@ class StreamRunner:
             except BaseException as exc:  # noqa: BLE001 - close every sink, report the first failure
                 close_error = close_error or exc
         self.stats.frames_written = max((sink.written for sink in self.sinks), default=0)
-        log.info("stopped (%s) after %d frames", reason, self.stats.frames_processed)
+        log.info("%s: stopped (%s) after %d frames", self.spec.display_name, reason, self.stats.frames_processed)
         if close_error is not None and error is None:
             raise close_error

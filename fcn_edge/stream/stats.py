@@ -17,8 +17,9 @@ import numpy as np
 from fcn_edge import __version__
 from fcn_edge.stream.frames import now
 
-# the stages a frame goes through, in order; end_to_end spans capture timestamp -> result
-STAGES = ("capture", "preprocess", "inference", "postprocess", "render", "end_to_end")
+# the stages a frame goes through, in order; end_to_end spans capture timestamp -> result.
+# batch_wait: time a frame waited for the other sources' frames of its batch (several sources only).
+STAGES = ("capture", "preprocess", "batch_wait", "inference", "postprocess", "render", "end_to_end")
 
 
 class LatencyRecorder:

@@ -1,19 +1,20 @@
-"""Small ONNX graphs for the engine tests, built here rather than by the exporter.
+"""Small ONNX graphs for the engine tests.
 
 Two kinds:
-* :func:`make_head_onnx`: a hand-made graph (onnx.helper) with the layers that matter to
-  build-engine (uint8 frames -> Cast -> Transpose -> normalise -> Conv -> ConvTranspose
-  -> ArgMax -> Cast -> Cast) and the ``fcn_edge.model``/``fcn_edge.export`` metadata.
-  Kernel/stride/pad of the upsampling are parameters, so FCN-32s's and FCN-8s's heads
-  are both one call away.  Milliseconds to make.
-* :func:`export_tiny_fcn`: the real tiny FCN (fcn_edge.models) traced with torch.onnx,
-  wrapped in the same pre/post-processing the deployed graph has.  Used where the
-  whole network matters (DLA pre-check of every layer, FP16 accuracy).
+* :func:`make_head_onnx`: a deliberately special, hand-made graph (onnx.helper) with the
+  layers that matter to build-engine (uint8 frames -> Cast -> Transpose -> normalise ->
+  Conv -> ConvTranspose -> ArgMax -> Cast -> Cast) whose upsampling kernel/stride/pad,
+  batch, opset and Q/DQ are parameters, so FCN-32s's and FCN-8s's heads, DLA-illegal
+  strides or a quantized graph are one call away -- shapes the exporter would never
+  produce.  Milliseconds to make.  Its metadata is written by the exporter's own
+  :func:`fcn_edge.export.metadata_entries`.
+* :func:`export_tiny_fcn`: the real tiny FCN exported by ``fcn-edge export``'s
+  :func:`fcn_edge.export.export_onnx`.  Used where the whole network matters (DLA
+  pre-check of every layer, FP16 accuracy).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,12 @@ def export_facts(**overrides) -> dict:
 
 
 def add_metadata(model, info: ModelInfo | None = None, export: dict | None = None) -> None:
+    from fcn_edge.export import ExportFacts, apply_metadata
+
     info = info or ModelInfo(arch="fcn8s", num_classes=NUM_CLASSES, geometry="aligned", width=1 / 16)
-    entries = {"fcn_edge.model": info.to_json(), "fcn_edge.export": json.dumps(export or export_facts()),
-               "fcn_edge.class_names": ",".join(info.class_names)}
-    for key, value in entries.items():
-        prop = model.metadata_props.add()
-        prop.key, prop.value = key, value
+    producer = model.producer_name
+    apply_metadata(model, info, ExportFacts.from_dict(export or export_facts()))
+    model.producer_name = producer  # a hand-made graph, not one fcn-edge exported
 
 
 def make_head_onnx(path: Path, *, kernel: int = 16, stride: int = 8, pad: int = 4, size=(64, 64), batch="1",
@@ -112,10 +113,15 @@ def make_head_onnx(path: Path, *, kernel: int = 16, stride: int = 8, pad: int = 
 
 
 def export_tiny_fcn(path: Path, arch: str = "fcn8s", geometry: str = "aligned", size=(64, 96), seed: int = 0) -> Path:
-    """The real tiny FCN with in-graph pre/post-processing, traced by torch.onnx (opset 17)."""
-    import onnx
+    """The real tiny FCN (random weights, non-zero score layers) through the exporter.
+
+    frames uint8 ``[1, H, W, 3]`` in (Caffe preprocessing in the graph), ``labels`` and
+    ``logits`` out, opset 17, not verified (the exporter's own tests do that).
+    """
     import torch
 
+    from fcn_edge.checkpoint import save_model
+    from fcn_edge.export import ExportConfig, export_onnx
     from fcn_edge.models import build_model
 
     torch.manual_seed(seed)
@@ -124,28 +130,9 @@ def export_tiny_fcn(path: Path, arch: str = "fcn8s", geometry: str = "aligned", 
         for name, p in net.named_parameters():
             if name.startswith("score"):
                 p.normal_(0, 0.5)
-
-    class Deployed(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = net
-            self.register_buffer("mean", torch.tensor([104.0, 117.0, 123.0]).view(1, 3, 1, 1))
-
-        def forward(self, frames):
-            x = frames.permute(0, 3, 1, 2).float() - self.mean
-            logits = self.net(x)
-            labels = logits.argmax(1).float().to(torch.uint8)
-            return labels, logits
-
-    frames = torch.randint(0, 255, (1, size[0], size[1], 3), dtype=torch.uint8)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Deployed().eval(), (frames,), str(path), dynamo=False, opset_version=17,
-                          input_names=["frames"], output_names=["labels", "logits"])
-    model = onnx.load(str(path))
     info = ModelInfo(arch=arch, num_classes=NUM_CLASSES, geometry=geometry, width=1 / 16, input_size=tuple(size))
-    add_metadata(model, info, export_facts(size=list(size), geometry=geometry))
-    onnx.save(model, str(path))
-    return path
+    checkpoint = Path(path).with_suffix(".pt")
+    save_model(checkpoint, net, info)
+    export_onnx(checkpoint, path, ExportConfig(size=tuple(size), geometry=geometry, outputs=("labels", "logits"),
+                                               verify=False), lint_targets=())
+    return Path(path)

@@ -43,7 +43,7 @@ def test_dry_run_dla_flags_fcn32s(run_cli, tiny_fcn32s_aligned):
     completed = run_cli("build-engine", tiny_fcn32s_aligned, "--dry-run", "--trt-version", "8.5", "--dla", "0",
                         "--precision", "fp16")
     assert_one_line_error(completed, "add --gpu-fallback", "upscore", "kernel 64x64")
-    assert "cannot run on DLA: /net/upscore/ConvTranspose" in completed.stdout
+    assert "cannot run on DLA: /fcn/upscore/ConvTranspose" in completed.stdout
     with_fallback = run_cli("build-engine", tiny_fcn32s_aligned, "--dry-run", "--trt-version", "8.5", "--dla", "0",
                             "--gpu-fallback", "--precision", "fp16")
     assert with_fallback.returncode == 0, with_fallback.stderr

@@ -37,8 +37,8 @@ def test_fcn8s_aligned_conv_and_deconv_layers_pass(tiny_fcn8s_aligned):
     original = onnx.load(str(tiny_fcn8s_aligned))
     # As exported, the aligned geometry's padded deconvolutions are not DLA-capable ...
     before = dla_precheck(original)
-    assert {v.name for v in before.core_off_dla} == {"/net/upscore2/ConvTranspose", "/net/upscore_pool4/ConvTranspose",
-                                                     "/net/upscore8/ConvTranspose"}
+    assert {v.name for v in before.core_off_dla} == {"/fcn/upscore2/ConvTranspose", "/fcn/upscore_pool4/ConvTranspose",
+                                                     "/fcn/upscore8/ConvTranspose"}
     assert all("padding" in v.reason for v in before.core_off_dla)
     # ... the rewrite makes every conv/deconv/pool layer DLA-capable
     model, rewritten = unpad_deconvolutions(original)

@@ -10,7 +10,7 @@ from fcn_edge.engine.build import default_engine_path, read_calibration_cache_he
 from fcn_edge.engine.build_progress import MonitorBars, PhaseTicker
 from fcn_edge.engine.environment import detect_build_environment
 from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, parse_compute_capability, probe_gpu
-from fcn_edge.engine.onnx_info import read_fcn_edge_metadata, read_onnx_facts
+from fcn_edge.engine.onnx_info import facts_from_model, read_onnx_facts
 from fcn_edge.errors import ArtifactError, MissingDependencyError
 from tests.engine.trt_double import make_recording_tensorrt
 
@@ -159,7 +159,8 @@ def test_calibration_cache_header(tmp_path):
         read_calibration_cache_header(cache)
 
 
-def test_metadata_reader_is_tolerant(head8_onnx, tmp_path):
+def test_metadata_goes_through_the_exporters_parser(head8_onnx, tmp_path):
+    """Absent fcn-edge metadata builds from the graph alone; a broken description is refused, naming the file."""
     import onnx
 
     facts = read_onnx_facts(head8_onnx)
@@ -172,6 +173,9 @@ def test_metadata_reader_is_tolerant(head8_onnx, tmp_path):
             prop.value = "{broken"
         if prop.key == "fcn_edge.export":
             prop.value = "[1, 2]"
-    assert read_fcn_edge_metadata(model) == (None, {})
+    with pytest.raises(ArtifactError, match="head8.onnx: .*re-export it with fcn-edge export"):
+        facts_from_model(model, head8_onnx, "0" * 64)
     del model.metadata_props[:]
-    assert read_fcn_edge_metadata(model) == (None, {})
+    bare = facts_from_model(model, head8_onnx, "0" * 64)
+    assert (bare.model_info, bare.export_info) == (None, {})
+    assert bare.inputs == facts.inputs and bare.outputs == facts.outputs

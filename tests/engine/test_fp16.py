@@ -51,11 +51,12 @@ def test_weights_and_compute_are_half_pre_post_stay_float(tiny_fcn8s_aligned):
     # pre-processing (uint8 -> float32 normalisation) and post-processing (ArgMax) stay float32
     argmax = next(n for n in model.graph.node if n.op_type == "ArgMax")
     assert types[argmax.input[0]] == FLOAT
-    sub = next(n for n in model.graph.node if n.op_type == "Sub")
-    assert types[sub.output[0]] == FLOAT
+    normalise = next(n for n in model.graph.node if n.name.startswith("/pre/") and n.op_type == "Add")
+    assert types[normalise.output[0]] == FLOAT
     meta = {p.key: p.value for p in model.metadata_props}
     export = json.loads(meta["fcn_edge.export"])
     assert export["precision"] == "fp16" and export["fp16_conversion"]["fp16_nodes"] > 0
+    assert meta["fcn_edge.precision"] == "fp16"  # the plain key agrees (written by the exporter's apply_metadata)
     assert "fcn_edge.model" in meta
 
 

@@ -166,3 +166,18 @@ def test_unreadable_sidecars_are_one_sentence(tmp_path):
     side.write_text(json.dumps(data))
     with pytest.raises(ArtifactError, match="lacks 'gpu.compute_capability'"):
         read_sidecar(engine)
+
+
+def test_what_the_runtime_sees_when_loading(tmp_path):
+    """The checks the TensorRT runtime backend relies on (moved here from its former stand-in checker)."""
+    path = written(tmp_path, trt="10.3.0", gpu=ORIN)
+    # TensorRT reports a build number on the device (trt.__version__ "10.3.0.26"): same release, loads
+    assert prepare_engine_load(path, "10.3.0.26", ORIN)[3] == []
+    warned = prepare_engine_load(path, "10.3.0", GpuInfo("Orin NX", (8, 7), integrated=True))[3]
+    assert len(warned) == 1 and "Orin NX" in warned[0]
+    with pytest.raises(ArtifactError) as info:
+        prepare_engine_load(path, "8.6.2", ORIN)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "TensorRT 10.3.0" in message and "TensorRT 8.6.2" in message
+    assert "rebuild it here with fcn-edge build-engine" in message

@@ -44,6 +44,16 @@ def test_frames_mode_io_contract(frames_export):
     assert v.passed and v.logits_rel_diff <= 1e-4 and v.label_agreement >= 0.9999 and v.frames >= 3
 
 
+def test_nodes_are_named_after_their_modules(frames_export):
+    """TensorRT, the DLA pre-check and the lint print these names: layers, not aten ops."""
+    names = [n.name for n in onnx.load(str(frames_export.path)).graph.node]
+    assert len(set(names)) == len(names)
+    deconvs = [n for n in names if n.endswith("/ConvTranspose")]
+    assert deconvs == ["/fcn/upscore2/ConvTranspose", "/fcn/upscore_pool4/ConvTranspose", "/fcn/upscore8/ConvTranspose"]
+    assert "/fcn/conv1_1/Conv" in names and "/post/ArgMax" in names
+    assert not [n for n in names if n.startswith("node_")]
+
+
 def test_frames_graph_reorders_bgr_to_rgb(frames_export, tiny_checkpoint, tiny_info):
     """Feed a BGR frame to the ONNX; PyTorch gets it flipped to RGB and normalised by hand."""
     frame = synthetic_frames(2, 64, 96, seed=5)[1:]  # smooth colours: channels clearly differ

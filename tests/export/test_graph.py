@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from fcn_edge.export.graph import (
-    AlignedAnySize, DeployableFCN, FramesToInput, SegmentationOutputs, labels_dtype, preprocess_frames,
+    AlignedAnySize, DeployableFCN, FramesToInput, SegmentationOutputs, preprocess_frames,
 )
-from fcn_edge.modelinfo import Preprocessing
+from fcn_edge.modelinfo import Preprocessing, label_dtype
 from fcn_edge.models import build_model
 
 from ..conftest import TINY_WIDTH
@@ -59,7 +59,7 @@ def test_outputs_dtypes_and_values():
 
 
 def test_labels_are_int32_above_255_classes():
-    assert labels_dtype(255) == "uint8" and labels_dtype(256) == "int32"
+    assert label_dtype(255) == "uint8" and label_dtype(256) == "int32"
     logits = torch.randn(1, 300, 2, 3)
     (labels,) = SegmentationOutputs(("labels",), 300)(logits)
     assert labels.dtype == torch.int32 and torch.equal(labels.long(), logits.argmax(1))

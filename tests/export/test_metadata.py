@@ -130,3 +130,18 @@ def test_reading_metadata_imports_neither_torch_nor_onnx(frames_export):
             "print(facts.outputs, 'torch' in sys.modules, 'onnx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['labels', 'confidence', 'logits'] False False"
+
+
+def test_props_parser_shared_by_every_reader(frames_export):
+    from fcn_edge.export import parse_metadata_props
+
+    props = read_onnx_header(frames_export.path).metadata
+    info, facts = parse_metadata_props(props, "m.onnx")
+    assert (info, facts) == read_onnx_metadata(frames_export.path)
+    assert parse_metadata_props({"producer": "someone else"}, "m.onnx") == (None, None)
+    with pytest.raises(ArtifactError, match="m.onnx has 'fcn_edge.model' metadata but no 'fcn_edge.export'"):
+        parse_metadata_props({MODEL_KEY: props[MODEL_KEY]}, "m.onnx")
+    newer = json.loads(props[EXPORT_KEY])
+    newer["format_version"] = 99
+    with pytest.raises(ArtifactError, match="m.onnx: .*upgrade fcn-edge"):
+        parse_metadata_props({MODEL_KEY: props[MODEL_KEY], EXPORT_KEY: json.dumps(newer)}, "m.onnx")

@@ -222,3 +222,24 @@ def test_build_model_rejects_bad_arguments():
         build_model("fcn8s", geometry="weird")
     with pytest.raises(ValueError, match="width"):
         build_model("fcn8s", width=0)
+
+
+def test_forward_padded_is_pad_run_crop_at_any_size():
+    """Equal to forward at multiples of 32; elsewhere to padding by hand, running, cropping."""
+    model = build_model("fcn8s", num_classes=3, geometry="aligned", width=TINY_WIDTH).eval()
+    with torch.no_grad():
+        x = torch.randn(1, 3, 64, 96)
+        torch.testing.assert_close(model.forward_padded(x), model(x))
+        for h, w in [(33, 45), (127, 32)]:
+            x = torch.randn(1, 3, h, w)
+            padded = F.pad(x, (0, (-w) % 32, 0, (-h) % 32))
+            expected = model(padded)[:, :, :h, :w]  # a multiple of 32: forward takes no padding branch
+            out = model.forward_padded(x)
+            assert out.shape == (1, 3, h, w)
+            torch.testing.assert_close(out, expected)
+            torch.testing.assert_close(model(x), expected)
+
+
+def test_forward_padded_is_for_aligned_geometry_only():
+    with pytest.raises(ValueError, match="aligned"):
+        build_model("fcn8s", 3, "paper", TINY_WIDTH).forward_padded(torch.randn(1, 3, 32, 32))

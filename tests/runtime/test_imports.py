@@ -17,14 +17,20 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_importing_runtime_stream_api_and_cli_pulls_in_nothing_heavy():
+    """Including what the backends load from the engine and export stages (sidecar, GPU probe, metadata)."""
     completed = _run(f"""
         import sys
         import fcn_edge, fcn_edge.runtime, fcn_edge.stream, fcn_edge.stream.command, fcn_edge.api
         from fcn_edge import Segmenter
-        from fcn_edge.runtime import trt_buffers, cuda_memory, sidecar, metadata, resize, preprocess
+        from fcn_edge.runtime import trt_buffers, cuda_memory, fallback, resize, preprocess
+        from fcn_edge.runtime import onnxruntime_backend, tensorrt_backend
+        from fcn_edge.engine import sidecar, gpu, trt_load
+        from fcn_edge.export import parse_metadata_props, read_onnx_metadata
+        from fcn_edge.runtime import triton_backend
+        import fcn_edge.stream.multi, fcn_edge.serve
         from fcn_edge.cli import build_parser
         build_parser()
-        loaded = [m for m in {HEAVY!r} + ("onnxruntime", "cv2") if m in sys.modules]
+        loaded = [m for m in {HEAVY!r} + ("onnxruntime", "onnx", "cv2", "tritonclient", "pytriton") if m in sys.modules]
         print("LOADED", loaded)
     """)
     assert completed.returncode == 0, completed.stderr

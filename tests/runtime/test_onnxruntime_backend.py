@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
+from fcn_edge.export import read_onnx_metadata
 from fcn_edge.runtime import open_runner
 from fcn_edge.runtime.onnxruntime_backend import resolve_providers
-from tests.onnx_models import export_tiny_onnx, moving_frames
+from tests.onnx_models import foreign_copy, moving_frames
 
 
 def frames(n: int, size=(64, 96)) -> np.ndarray:
@@ -37,7 +38,10 @@ def test_labels_and_confidence_match_pytorch(tiny_onnx, tiny_checkpoint):
     assert a.labels.dtype == np.uint8 and a.labels.shape == (1, 64, 96)
     assert a.confidence.dtype == np.float32 and a.confidence.shape == (1, 64, 96)
     assert (a.labels == b.labels).mean() > 0.999
-    np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
+    # The export stores confidence as uint8 (probability x 255, rounded): half a step is its resolution.
+    step = read_onnx_metadata(tiny_onnx)[1].confidence_scale
+    assert step == 1 / 255
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=step / 2 + 1e-4)
     assert len(np.unique(a.labels)) > 1  # a tiny random model still gives a non-trivial map
     assert {"run", "infer"} <= set(a.timings)
 
@@ -104,14 +108,27 @@ def test_output_selection(tiny_onnx):
         open_runner(tiny_onnx, outputs=["logits"])
 
 
-def test_model_without_metadata_still_runs(tmp_path, tiny_info, tiny_torch_model, caplog):
-    path = export_tiny_onnx(tmp_path / "bare.onnx", tiny_info, model=tiny_torch_model, metadata=False)
+def test_model_without_metadata_still_runs(tmp_path, tiny_onnx, caplog):
+    path = foreign_copy(tiny_onnx, tmp_path / "bare.onnx")
     with caplog.at_level(logging.WARNING):
         with open_runner(path) as runner:
             assert runner.io.kind == "frames" and runner.io.size == (64, 96)
             assert runner.info.num_classes == 21  # VOC stand-in
             assert runner.infer(frames(1)).labels.shape == (1, 64, 96)
     assert "no fcn-edge model description" in caplog.text
+
+
+def test_a_broken_description_is_refused_not_guessed(tmp_path, tiny_onnx):
+    import onnx
+
+    model = onnx.load(str(tiny_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "fcn_edge.model":
+            prop.value = "{broken"
+    path = tmp_path / "broken_meta.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ArtifactError, match="broken_meta.onnx: .*re-export it with fcn-edge export"):
+        open_runner(path)
 
 
 def test_corrupt_model_and_missing_providers(tmp_path, tiny_onnx):

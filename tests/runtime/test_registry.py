@@ -23,8 +23,10 @@ def test_builtin_backends_by_suffix():
 def test_unknown_suffix_scheme_and_backend_are_one_line_errors():
     with pytest.raises(ArtifactError, match=r"suffix \.bin"):
         resolve_backend("model.bin")
-    with pytest.raises(FcnEdgeError, match="no backend serves triton://"):
-        resolve_backend("triton://host:8000/fcn")
+    with pytest.raises(FcnEdgeError, match="no backend serves ftp://"):
+        resolve_backend("ftp://host:8000/fcn")
+    assert resolve_backend("triton://host:8000/fcn").name == "triton"
+    assert resolve_backend("triton+grpc://host:8001/fcn").name == "triton"
     with pytest.raises(FcnEdgeError, match="unknown backend"):
         resolve_backend("m.onnx", backend="nope")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import numpy as np
 import pytest
@@ -45,13 +44,9 @@ def build_engine(onnx_path, engine_path, dynamic: bool):
 
 
 @pytest.fixture(scope="module")
-def tiny_engines(tmp_path_factory, tiny_info, tiny_torch_model):
-    from tests.onnx_models import export_tiny_onnx
-
+def tiny_engines(tmp_path_factory, tiny_onnx, tiny_onnx_dynamic):
     folder = tmp_path_factory.mktemp("engines")
-    static_onnx = export_tiny_onnx(folder / "static.onnx", tiny_info, model=tiny_torch_model,
-                                   outputs=("labels", "confidence"))
-    dynamic_onnx = export_tiny_onnx(folder / "dynamic.onnx", tiny_info, model=tiny_torch_model, batch=None)
+    static_onnx, dynamic_onnx = tiny_onnx, tiny_onnx_dynamic
     return {
         "static": (static_onnx, build_engine(static_onnx, folder / "static.engine", False)),
         "dynamic": (dynamic_onnx, build_engine(dynamic_onnx, folder / "dynamic.engine", True)),
@@ -96,12 +91,19 @@ def test_two_batches_in_flight_on_a_dynamic_engine(tiny_engines, tiny_info):
 
 @pytest.mark.tensorrt
 def test_sidecar_mismatch_is_reported_before_deserialising(tiny_engines, tmp_path):
+    from fcn_edge.engine.gpu import probe_gpu
+    from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
     from fcn_edge.errors import ArtifactError
     from fcn_edge.runtime import open_runner
 
     _, engine_path = tiny_engines["static"]
     copy = tmp_path / "old.engine"
-    copy.write_bytes(engine_path.read_bytes())
-    (tmp_path / "old.engine.json").write_text(json.dumps({"tensorrt_version": "7.0.0"}))
+    data = engine_path.read_bytes()
+    sidecar = make_sidecar(engine_bytes=data, engine_name=copy.name, trt_version="7.0.0", gpu=probe_gpu(),
+                           precision="fp32", io={"inputs": [], "outputs": []}, source_name="tiny.onnx",
+                           source_sha256="0" * 64, source_opset=17, build={}, version_compatible=False,
+                           exclude_lean_runtime=False, hardware_compat="none", dla_core=None, gpu_fallback=False,
+                           model=None, export=None)
+    write_engine_and_sidecar(copy, data, sidecar)
     with pytest.raises(ArtifactError, match="TensorRT 7.0.0"):
         open_runner(copy)

@@ -5,20 +5,24 @@ the runner makes (deserialize, num_io_tensors, get_tensor_*, set_input_shape,
 set_tensor_address, execute_async_v3) over numpy "device memory", and ``FakeCuda``
 copies immediately.  It checks the runner's own logic (profiles, buffer sets, host views,
 int64 ArgMax normalisation, sidecar use, cleanup); the real thing is covered by the
-``tensorrt``-marked tests in test_tensorrt_backend.py on a GPU machine.
+``tensorrt``-marked tests in test_tensorrt_backend.py on a GPU machine.  Sidecars are
+written by the engine stage's real writer (``write_engine_and_sidecar``) and checked by
+its real loader (``prepare_engine_load``); only the GPU probe is replaced, by
+``FAKE_GPU``, so these tests give the same answers on a machine with a real GPU.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
-import json
 import time
 import types
 
 import numpy as np
 import pytest
 
+from fcn_edge.engine.gpu import GpuInfo
+from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.runtime import tensorrt_backend
 from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, Stream
@@ -184,7 +188,18 @@ def fake_tensorrt(cuda: FakeCuda, version: str = "10.3.0", fail: bool = False):
 
     class Runtime:
         def __init__(self, logger):
-            pass
+            self.settings = module.runtime_settings = {}
+
+        def __setattr__(self, name, value):
+            if name != "settings":
+                self.settings[name] = value
+            object.__setattr__(self, name, value)
+
+        def load_runtime(self, path):
+            lean = Runtime(None)
+            module.runtime_settings = lean.settings
+            lean.settings["loaded_from"] = path
+            return lean
 
         def deserialize_cuda_engine(self, data):
             return None if fail else FakeEngine(cuda)
@@ -193,12 +208,30 @@ def fake_tensorrt(cuda: FakeCuda, version: str = "10.3.0", fail: bool = False):
     return module
 
 
+FAKE_GPU = GpuInfo("Fake GPU", (8, 7), integrated=True)
+
+
+def write_sidecar(engine, *, trt="10.3.0", gpu=FAKE_GPU, info=None, vc=False, lean=False, dla=None, export=None):
+    """The engine stage's own sidecar for ``engine`` (its bytes stay as they are)."""
+    data = engine.read_bytes()
+    sidecar = make_sidecar(
+        engine_bytes=data, engine_name=engine.name, trt_version=trt, gpu=gpu, precision="fp16",
+        io={"inputs": [{"name": "frames", "shape": [-1, 8, 8, 3], "dtype": "uint8",
+                        "profile": {"min": [1, 8, 8, 3], "opt": [2, 8, 8, 3], "max": [4, 8, 8, 3]}}],
+            "outputs": [{"name": "labels", "shape": [-1, 8, 8], "dtype": "int64"}]},
+        source_name="tiny.onnx", source_sha256="0" * 64, source_opset=17, build={}, version_compatible=vc,
+        exclude_lean_runtime=lean, hardware_compat="none", dla_core=dla, gpu_fallback=dla is not None,
+        model=info.to_dict() if info else None, export=export)
+    write_engine_and_sidecar(engine, data, sidecar)
+
+
 @pytest.fixture
 def fakes(monkeypatch, tmp_path):
     cuda = FakeCuda()
     state = {"trt": fake_tensorrt(cuda)}
     monkeypatch.setattr(tensorrt_backend, "require", lambda name, purpose=None: state["trt"])
     monkeypatch.setattr(tensorrt_backend, "open_cuda", lambda binding, device_id: cuda)
+    monkeypatch.setattr(tensorrt_backend, "probe_gpu", lambda index=0: FAKE_GPU)
     engine = tmp_path / "tiny.engine"
     engine.write_bytes(b"serialized engine")
     return cuda, state, engine
@@ -236,21 +269,79 @@ def test_double_buffered_submissions_return_uint8_labels_in_order(fakes, tiny_in
 
 
 def test_model_description_from_the_sidecar(fakes, tiny_info):
-    _, _, engine = fakes
-    (engine.parent / "tiny.engine.json").write_text(json.dumps({
-        "tensorrt_version": "10.3.0", "gpu": {"name": "Fake GPU", "compute_capability": "8.7"},
-        "model": tiny_info.to_dict()}))
+    _, state, engine = fakes
+    write_sidecar(engine, info=tiny_info)
     with tensorrt_backend.TensorRTRunner(engine) as runner:
         assert runner.info.class_names == tiny_info.class_names
+        assert "TensorRT 10.3.0 on Fake GPU" in runner.describe()["engine"]
+    assert state["trt"].runtime_settings == {}  # a plain engine: nothing to allow
 
 
 def test_sidecar_mismatch_and_undeserialisable_engines(fakes):
     cuda, state, engine = fakes
-    sidecar = engine.parent / "tiny.engine.json"
-    sidecar.write_text(json.dumps({"tensorrt_version": "8.6.2", "gpu": {"name": "Orin", "compute_capability": "8.7"}}))
-    with pytest.raises(ArtifactError, match="built with TensorRT 8.6.2 and Orin"):
+    write_sidecar(engine, trt="8.6.2", gpu=GpuInfo("Orin", (8, 7), integrated=True))
+    with pytest.raises(ArtifactError, match="built with TensorRT 8.6.2 but this is TensorRT 10.3.0"):
         tensorrt_backend.TensorRTRunner(engine)
-    sidecar.unlink()
+    (engine.parent / "tiny.engine.json").unlink()
     state["trt"] = fake_tensorrt(cuda, fail=True)
     with pytest.raises(ArtifactError, match="cannot load the engine"):
         tensorrt_backend.TensorRTRunner(engine)
+
+
+def test_a_copy_without_its_sidecar_runs_unchecked_and_says_so(fakes, caplog):
+    _, _, engine = fakes
+    with caplog.at_level("WARNING"):
+        with tensorrt_backend.TensorRTRunner(engine) as runner:
+            assert runner.info.num_classes == 21 and runner.sidecar is None
+            runner.infer(frames(1))
+    assert "has no sidecar tiny.engine.json" in caplog.text
+    assert "no fcn-edge model description" in caplog.text
+
+
+def test_turning_the_check_off_still_reads_the_description(fakes, tiny_info, caplog):
+    _, _, engine = fakes
+    write_sidecar(engine, trt="8.6.2", info=tiny_info)
+    with caplog.at_level("WARNING"):
+        with tensorrt_backend.TensorRTRunner(engine, check_sidecar=False) as runner:
+            assert runner.info.class_names == tiny_info.class_names
+    assert "not checking tiny.engine" in caplog.text
+
+
+def test_load_settings_reach_the_tensorrt_runtime(fakes, tiny_info, tmp_path):
+    _, state, engine = fakes
+    write_sidecar(engine, vc=True, info=tiny_info)
+    tensorrt_backend.TensorRTRunner(engine).close()
+    assert state["trt"].runtime_settings == {"engine_host_code_allowed": True}
+    write_sidecar(engine, dla=1, info=tiny_info)
+    tensorrt_backend.TensorRTRunner(engine).close()
+    assert state["trt"].runtime_settings == {"DLA_core": 1}
+    write_sidecar(engine, vc=True, lean=True, info=tiny_info)
+    tensorrt_backend.TensorRTRunner(engine, lean_runtime="/opt/trt/libnvinfer_lean.so.10").close()
+    assert state["trt"].runtime_settings == {"loaded_from": "/opt/trt/libnvinfer_lean.so.10"}
+
+
+def test_lean_excluded_engine_that_fails_names_the_option(fakes, tiny_info):
+    cuda, state, engine = fakes
+    write_sidecar(engine, vc=True, lean=True, info=tiny_info)
+    state["trt"] = fake_tensorrt(cuda, fail=True)
+    with pytest.raises(ArtifactError, match="lean_runtime=PATH"):
+        tensorrt_backend.TensorRTRunner(engine)
+
+
+def test_uint8_confidence_is_scaled_to_probabilities(tiny_info):
+    from fcn_edge.runtime.base import build_result
+    from fcn_edge.runtime.trt_buffers import EngineTensor, engine_io_spec
+
+    io = engine_io_spec([EngineTensor("frames", True, np.dtype(np.uint8), (1, 2, 2, 3)),
+                         EngineTensor("labels", False, np.dtype(np.uint8), (1, 2, 2)),
+                         EngineTensor("confidence", False, np.dtype(np.uint8), (1, 2, 2))])
+    stored = np.array([[[255, 0], [128, 51]]], np.uint8)
+    labels = np.zeros((1, 2, 2), np.uint8)
+    exported = build_result({"labels": labels, "confidence": stored}, io, tiny_info, confidence_scale=1 / 255)
+    np.testing.assert_allclose(exported.confidence, stored / 255.0, rtol=1e-6)
+    assert exported.confidence.dtype == np.float32
+    unspecified = build_result({"labels": labels, "confidence": stored}, io, tiny_info)
+    np.testing.assert_array_equal(unspecified.confidence, exported.confidence)
+    half = build_result({"labels": labels, "confidence": (stored / 255.0).astype(np.float16)}, io, tiny_info,
+                        confidence_scale=1.0)
+    np.testing.assert_allclose(half.confidence, stored / 255.0, atol=1e-3)

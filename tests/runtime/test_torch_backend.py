@@ -7,7 +7,8 @@ import torch
 from fcn_edge.runtime import open_runner
 from fcn_edge.runtime.preprocess import frames_to_raw
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.runtime.torch_backend import FramesModule, TorchRunner
+from fcn_edge.export.graph import FramesToInput, SegmentationOutputs
+from fcn_edge.runtime.torch_backend import TorchRunner
 from tests.onnx_models import moving_frames
 
 
@@ -26,13 +27,13 @@ def test_torch_runner_outputs(tiny_checkpoint, tiny_info):
     assert other_size.labels.shape == (1, 96, 128)
 
 
-def test_frames_module_normalises_like_the_host_code(tiny_info):
+def test_in_graph_preprocessing_normalises_like_the_host_code(tiny_info):
+    """The torch backend runs export's graph modules; their normalisation equals the raw-I/O host code."""
     frames = np.stack(moving_frames(2, (32, 32)))
-    module = FramesModule(torch.nn.Identity(), tiny_info.preprocessing, tiny_info.num_classes, ("logits",))
-    in_graph = module.normalise(torch.from_numpy(frames)).numpy()
+    in_graph = FramesToInput(tiny_info.preprocessing)(torch.from_numpy(frames)).numpy()
     np.testing.assert_allclose(in_graph, frames_to_raw(frames, tiny_info.preprocessing), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError):
-        FramesModule(torch.nn.Identity(), tiny_info.preprocessing, 5, ("scores",))
+        SegmentationOutputs(("scores",), 5)
 
 
 def test_cuda_device_without_cuda_is_a_clear_error(tiny_checkpoint):

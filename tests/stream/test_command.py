@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from fcn_edge.data.synth import count_video_frames
 from tests.conftest import assert_one_line_error, cli_env
-from tests.onnx_models import count_video_frames, write_images, write_video
+from tests.onnx_models import write_images, write_video
 from tests.stream.mjpeg_server import MjpegServer
 
 STAT_FIELDS = ("latency_ms", "throughput_fps", "dropped_frames", "reconnects", "frames", "elapsed_s", "stop_reason")
@@ -123,3 +124,14 @@ def test_user_errors_are_one_line(run_cli, tiny_onnx, tmp_path, args, needles):
 def test_missing_model_is_one_line(run_cli, tmp_path):
     completed = run_cli("run", tmp_path / "nope.onnx", "--source", "0")
     assert_one_line_error(completed, "nope.onnx")
+
+
+def test_tensorrt_flags_reach_the_backend():
+    from fcn_edge.cli import build_parser
+    from fcn_edge.stream.command import backend_options
+
+    args = build_parser().parse_args(["run", "m.engine", "--source", "0", "--device", "cuda:1", "--no-sidecar-check",
+                                      "--lean-runtime", "/usr/lib/libnvinfer_lean.so.10"])
+    options = backend_options("tensorrt", args)
+    assert options["device_id"] == 1 and options["check_sidecar"] is False
+    assert options["lean_runtime"] == "/usr/lib/libnvinfer_lean.so.10"

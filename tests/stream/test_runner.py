@@ -13,7 +13,8 @@ from fcn_edge.errors import FcnEdgeError, SourceError
 from fcn_edge.runtime import InferenceResult, Runner, open_runner
 from fcn_edge.stream import (CallbackSink, ImageFolderSink, ReconnectPolicy, RunConfig, SourceOptions, StreamRunner,
                              VideoFileSink)
-from tests.onnx_models import count_video_frames, write_images, write_video
+from fcn_edge.data.synth import count_video_frames
+from tests.onnx_models import write_images, write_video
 from tests.stream.mjpeg_server import MjpegServer
 
 

@@ -9,7 +9,7 @@ import pytest
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.stream.frames import Frame, FrameResult
 from fcn_edge.stream.sinks import (DisplaySink, ImageFolderSink, NullSink, SinkError, VideoFileSink, parse_sink)
-from tests.onnx_models import count_video_frames
+from fcn_edge.data.synth import count_video_frames
 
 
 def result(index: int, size=(48, 64), name=None) -> FrameResult:
