@@ -234,7 +234,8 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
                                     scratch=tmp, prepare=prepare,
                                     tensors=G.float_activation_tensors(model, regions.body))
             lap("calibrate")
-            say(f"  quantizing with ONNX Runtime quantize_static ({len(excluded)} nodes kept float)")
+            say(f"  quantizing with ONNX Runtime quantize_static ({len(regions.protected)} pre/post-processing nodes "
+                f"and {len(keep_nodes)} kept-float layers left out)")
             overrides = {"OpTypesToExcludeOutputQuantization": []} if config.placement == "onnxruntime" else None
             quantize_with_ranges(prepared, qdq_path, ranges, nodes_to_exclude=excluded, op_types_in_graph=op_types,
                                  scratch=tmp, option_overrides=overrides)
