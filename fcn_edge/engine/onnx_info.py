@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fcn_edge.errors import ArtifactError
-from fcn_edge.export.metadata import parse_metadata_props
+from fcn_edge.export.metadata import check_onnx_file_external_data, parse_metadata_props
 from fcn_edge.export.protowire import ELEM_TYPES
 from fcn_edge.fileio import require_file, sha256_file
 from fcn_edge.lazy import require
@@ -141,6 +141,8 @@ def load_onnx(path: "str | Path", *, load_weights: bool = True) -> Any:
     """onnx.load with our errors: a missing, empty or corrupt file is one sentence."""
     onnx = require("onnx", purpose="to read .onnx models")
     path = require_file(path, "ONNX model", ArtifactError)
+    # TensorRT's parser reads the external data itself later: its locations are checked now either way.
+    check_onnx_file_external_data(path)
     try:
         return onnx.load(str(path), load_external_data=load_weights)
     except Exception as exc:  # noqa: BLE001 - protobuf raises many kinds

@@ -314,6 +314,8 @@ def _apply_passes(model, info: ModelInfo, config: ExportConfig, shapes: Resolved
 
     try:
         passes.name_nodes_by_module(model)
+        if not config.keep_debug_metadata:
+            passes.strip_debug_metadata(model)
         passes.downgrade_opset(model, config.opset)
         passes.narrow_index_constants(model)
         passes.shapes_after_input_cast(model)

@@ -220,7 +220,61 @@ def read_onnx_header(path: str | os.PathLike) -> OnnxHeader:
         raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not header.has_graph or header.ir_version is None:
         raise ArtifactError(f"{path} is not an ONNX model{_what_it_is(path)}")
+    check_external_data(path, header)
     return header
+
+
+def check_external_data(path: str | os.PathLike, header: OnnxHeader, *, require_present: bool = False) -> None:
+    """Refuse an ONNX whose external-data locations reach outside its own folder.
+
+    Weights of a large ONNX may live in files beside it (``TensorProto.external_data``
+    ``location``, relative to the model's folder).  A file from elsewhere could name
+    ``../../etc/shadow``, an absolute path or a symbolic link out of the folder and make
+    a reader load (and, through outputs, leak) any file this user can read.  Recent onnx
+    and ONNX Runtime releases refuse that too; this check runs first, for every reader
+    (including the header-only ones and older library versions), with one sentence.
+    ``require_present``: also refuse when a listed file is missing (loaders need them).
+    """
+    import re
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    path = Path(path)
+    folder = path.parent.resolve()
+    for tensor, location in header.external_data:
+        where = f"{path}: tensor {tensor!r} keeps its data in an external file"
+        if not location:
+            raise ArtifactError(f"{where} but names no location; re-export the model")
+        if "\x00" in location:
+            raise ArtifactError(f"{where} whose name holds a NUL byte; refused (re-export the model)")
+        if (PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute()
+                or location.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", location)):
+            raise ArtifactError(f"{where} at the absolute path {location!r}; external data must sit in the "
+                                "model's folder, so this file is refused (re-export it, or move the data beside it)")
+        if ".." in PurePosixPath(location.replace("\\", "/")).parts:
+            raise ArtifactError(f"{where} at {location!r}, outside the model's folder; refused (external data must "
+                                "sit in the model's folder)")
+        target = path.parent / location
+        try:
+            resolved = target.resolve()
+        except (OSError, RuntimeError, ValueError):
+            raise ArtifactError(f"{where} at {location!r}, which cannot be resolved; refused") from None
+        if resolved != folder and folder not in resolved.parents:
+            raise ArtifactError(f"{where} at {location!r}, a link to {resolved} outside the model's folder; refused")
+        if require_present and not target.is_file():
+            raise ArtifactError(f"{where} at {location!r}, which is missing; copy {location} next to {path.name}")
+
+
+def check_onnx_file_external_data(path: str | os.PathLike, *, require_present: bool = True) -> None:
+    """:func:`check_external_data` for a loader about to hand ``path`` to onnx, ONNX Runtime or TensorRT.
+
+    A file whose header cannot be parsed is left to the loader, whose own error says
+    what is wrong with it; only the external-data locations are judged here.
+    """
+    try:
+        header = read_header(path)
+    except (WireError, IndexError, OSError, ValueError):
+        return
+    check_external_data(path, header, require_present=require_present)
 
 
 def _what_it_is(path: Path) -> str:

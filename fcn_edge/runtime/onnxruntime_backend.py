@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.export.metadata import ExportFacts, parse_metadata_props
+from fcn_edge.export.metadata import ExportFacts, check_onnx_file_external_data, parse_metadata_props
 from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
 from fcn_edge.modelinfo import ModelInfo
@@ -114,6 +114,7 @@ class OnnxRuntimeRunner(Runner):
             intra_op_threads = threads
         ort = require("onnxruntime", purpose="to run .onnx models")
         path = require_file(model_path, "ONNX model", ArtifactError)
+        check_onnx_file_external_data(path)  # weights beside the model only, never ../../etc/...
         self.model_path = str(path)
         self._want_confidence = confidence
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from fcn_edge.errors import SourceError
+from fcn_edge.errors import FcnEdgeError, SourceError
 from fcn_edge.runtime.base import Runner
 from fcn_edge.runtime.preprocess import frames_to_raw
 from fcn_edge.runtime.resize import resize_confidence, resize_frame, resize_labels
@@ -186,6 +186,12 @@ class StreamRunner:
             self._shutdown(error)
         if self._feed.end_reason == "source-lost" and self._stop_reason is None:
             raise self._feed.error or SourceError(f"{self.spec.display_name} was lost")
+        if self._feed.end_reason == "error" and self._stop_reason is None:
+            # the capture thread crashed: a run that silently "ended" would exit 0 with half the video
+            error = self._feed.error
+            if isinstance(error, FcnEdgeError):
+                raise error
+            raise SourceError(f"{self.spec.display_name}: capture failed ({type(error).__name__}: {error})") from error
 
     # ------------------------------------------------------------- internals
     def _initial_network_size(self) -> tuple[int, int] | None:
@@ -321,6 +327,7 @@ class StreamRunner:
         self.stats.frames_dropped = feed.dropped
         self.stats.reconnects = feed.reconnects
         self.stats.stalls = feed.stalls
+        self.stats.frames_bad = feed.bad_frames
         self.stats.record(timings)
         if self.on_result is not None:
             self.on_result(result)
@@ -387,14 +394,16 @@ class StreamRunner:
             self.stats.frames_dropped = feed.dropped
             self.stats.reconnects = feed.reconnects
             self.stats.stalls = feed.stalls
+            self.stats.frames_bad = feed.bad_frames
         reason = self._stop_reason or (feed.end_reason if feed else None) or "end-of-source"
         if error is not None and not isinstance(error, (KeyboardInterrupt, GeneratorExit)):
             reason = "error"
         message = None
         if error is not None and not isinstance(error, (KeyboardInterrupt, GeneratorExit)):
             message = f"{type(error).__name__}: {error}"
-        elif feed is not None and feed.end_reason == "source-lost" and self._stop_reason is None:
-            message = str(feed.error)
+        elif feed is not None and feed.end_reason in ("source-lost", "error") and self._stop_reason is None:
+            message = str(feed.error) if feed.end_reason == "source-lost" else \
+                f"capture failed ({type(feed.error).__name__}: {feed.error})"
         self.stats.finish(reason, message)
         abort = error is not None and not isinstance(error, (KeyboardInterrupt, GeneratorExit))
         close_error: BaseException | None = None

@@ -188,11 +188,54 @@ def _redact_url(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 
+class BadFrame(SourceError):
+    """One frame a source delivered that cannot be used (None, empty, wrong shape or type).
+
+    The source itself may still be fine: the feed skips such frames, and only after
+    ``ReconnectPolicy.bad_frame_limit`` of them in a row treats the source as lost
+    (see :mod:`fcn_edge.stream.feed`).
+    """
+
+
+def check_raw_image(image: Any) -> np.ndarray:
+    """What a camera or decoder handed over, before colour normalisation; BadFrame if unusable.
+
+    Accepted: uint8 or uint16, ``HxW``, ``HxWx1``, ``HxWx3`` (BGR) or ``HxWx4`` (BGRA), not empty.
+    """
+    if image is None:
+        raise BadFrame("the source delivered no image (None)")
+    if not isinstance(image, np.ndarray):
+        raise BadFrame(f"the source delivered a {type(image).__name__}, not an image array")
+    if image.ndim not in (2, 3) or image.size == 0 or min(image.shape[:2]) < 1:
+        raise BadFrame(f"the source delivered an empty or malformed frame (shape {tuple(image.shape)})")
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise BadFrame(f"the source delivered a frame with {image.shape[2]} channels (expected 1, 3 or 4)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise BadFrame(f"the source delivered a {image.dtype} frame (expected 8- or 16-bit pixels)")
+    return image
+
+
+def check_frame(frame: Any) -> None:
+    """A frame as the runner takes it: a :class:`Frame` holding a non-empty uint8 ``HxWx3`` BGR image."""
+    if not isinstance(frame, Frame):
+        raise BadFrame(f"the source returned a {type(frame).__name__}, not a Frame")
+    image = frame.image
+    if (not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3
+            or min(image.shape[:2]) < 1):
+        shape = tuple(image.shape) if isinstance(image, np.ndarray) else type(image).__name__
+        dtype = image.dtype if isinstance(image, np.ndarray) else "-"
+        raise BadFrame(f"the source returned a frame of shape {shape} and type {dtype}; expected uint8 HxWx3 BGR")
+
+
 def transform_frame(image: np.ndarray, options: SourceOptions) -> np.ndarray:
-    """Colour-normalise to BGR uint8, then flip, rotate and (optionally) resize as asked."""
+    """Colour-normalise to BGR uint8, then flip, rotate and (optionally) resize as asked.
+
+    Raises :class:`BadFrame` for an image that cannot be normalised (see :func:`check_raw_image`).
+    """
     cv2 = cv2_module()
+    image = check_raw_image(image)
     if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else image.astype(np.uint8)
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     elif image.shape[2] == 4:
