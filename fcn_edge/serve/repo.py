@@ -122,6 +122,11 @@ def describe_onnx(path: Path, config: RepoConfig, name: str) -> tuple[ConfigSpec
         notes.append(f"{path.name} carries no fcn-edge description ({exc}); clients will use generic class names")
     if len(header.inputs) != 1:
         raise ArtifactError(f"{path} has {len(header.inputs)} inputs; fcn-edge serves models with one image input")
+    graph_outputs = [t.name for t in header.outputs]
+    if facts is not None and (facts.input != header.inputs[0].name or list(facts.outputs) != graph_outputs):
+        raise ArtifactError(f"{path}'s fcn-edge description names input '{facts.input}' and outputs {list(facts.outputs)} "
+                            f"but the graph has input '{header.inputs[0].name}' and outputs {graph_outputs}: the "
+                            "description does not belong to this graph; re-export it with fcn-edge export")
     first = header.inputs[0]
     if not first.shape or len(first.shape) != 4:
         raise ArtifactError(f"{path}: input {first.name!r} is not a 4-D image batch ({first.shape})")
