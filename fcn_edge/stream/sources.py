@@ -425,6 +425,7 @@ class ImageSequenceSource(Source):
         self.paths: list[Path] = []
         self._position = 0
         self.skipped: list[str] = []
+        self._noted: set[str] = set()
 
     def open(self) -> None:
         spec = self.spec
@@ -446,26 +447,41 @@ class ImageSequenceSource(Source):
         self._position = 0
 
     def read(self) -> Frame | None:
-        cv2 = cv2_module()
+        # The data layer's reader: the same rules as train/eval/calibrate (grayscale, 16-bit and
+        # alpha converted with a note; empty, corrupt and truncated files refused with the reason).
+        from fcn_edge.data.imageio import load_image
+        from fcn_edge.errors import DataError
+
         attempts = 0
         while True:
             if self._position >= len(self.paths):
+                if len(self.skipped) >= len(self.paths) and self.index == 0:
+                    raise SourceError(f"none of the {len(self.paths)} image(s) of {self.spec.display_name} could be "
+                                      "read (see the warnings above)")
                 if not self.options.loop or len(self.skipped) >= len(self.paths):
                     return None
                 self._position = 0
             path = self.paths[self._position]
             self._position += 1
             arrived, wall = now(), time.time()
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            try:
+                loaded = load_image(path)
+            except DataError as exc:
                 if str(path) not in self.skipped:
                     self.skipped.append(str(path))
-                    log.warning("skipping %s: not a readable image", path)
+                    log.warning("skipping %s", exc)
                 attempts += 1
                 if attempts > len(self.paths):
+                    if self.index == 0:
+                        raise SourceError(f"none of the {len(self.paths)} image(s) of {self.spec.display_name} could "
+                                          "be read (see the warnings above)")
                     return None
                 continue
-            return self._frame(image, arrived, wall, (now() - arrived) * 1000.0, name=path.stem)
+            for note in loaded.notes:
+                if note not in self._noted:
+                    self._noted.add(note)
+                    log.info("%s: %s (first: %s)", self.spec.display_name, note, path.name)
+            return self._frame(loaded.pixels, arrived, wall, (now() - arrived) * 1000.0, name=path.stem)
 
 
 def create_source(spec: SourceSpec | str, options: SourceOptions | None = None, source_id: int = 0) -> Source:
