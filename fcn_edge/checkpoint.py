@@ -106,7 +106,7 @@ def load_checkpoint(path: str | os.PathLike, *, info: ModelInfo | None = None,
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt/truncated/pickled-code files all land here
-        raise ArtifactError(f"checkpoint {path} cannot be read: {_describe_load_failure(exc, path)}") from exc
+        raise ArtifactError(f"checkpoint {path} cannot be read: {describe_load_failure(exc, path)}") from exc
 
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         version = payload.get("format_version")
@@ -187,7 +187,7 @@ def _check_consistency(ckpt: Checkpoint) -> None:
                             f"weights have {int(score.shape[0])}")
 
 
-def _describe_load_failure(exc: BaseException, path: Path) -> str:
+def describe_load_failure(exc: BaseException, path: Path) -> str:
     """What is wrong with a file torch.load(weights_only=True) refused, told apart by its first bytes.
 
     PyTorch's own message says "Weights only load failed" for random bytes as much as for

@@ -24,6 +24,7 @@ the feed's job (:mod:`fcn_edge.stream.feed`).
 from __future__ import annotations
 
 import abc
+import contextlib
 import glob as globlib
 import logging
 import os
@@ -252,6 +253,22 @@ def transform_frame(image: np.ndarray, options: SourceOptions) -> np.ndarray:
     return image
 
 
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV's log at errors only while a capture opens (it warns on stderr about every backend it tries)."""
+    cv2 = cv2_module()
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:
+        yield
+        return
+    previous = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(previous)
+
+
 def has_gstreamer() -> bool:
     cv2 = cv2_module()
     info = cv2.getBuildInformation()
@@ -361,7 +378,8 @@ class CaptureSource(Source):
 
     def open(self) -> None:
         cv2 = cv2_module()
-        capture = self._open_capture()
+        with quiet_opencv():  # OpenCV's own "[ WARN ] can't open" lines: our SourceError says it better
+            capture = self._open_capture()
         if capture is None or not capture.isOpened():
             if capture is not None:
                 capture.release()
