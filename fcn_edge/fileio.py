@@ -22,6 +22,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -209,6 +210,69 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         removed.append(path)
     if removed:
         logging.getLogger("fcn_edge").info("removed %d temporary file(s) left in %s by an interrupted write",
+                                           len(removed), folder)
+    return removed
+
+
+SCRATCH_PREFIX = "fcn-edge-"
+_SCRATCH_NAME = re.compile(r"fcn-edge-[a-z0-9]+-(\d+)-")
+
+
+def make_scratch_dir(kind: str, folder: str | os.PathLike | None = None) -> Path:
+    """A private working folder ``fcn-edge-<kind>-<pid>-XXXX`` in ``folder`` (default: the system's temp folder).
+
+    Calibration and engine builds keep copies of the model there (hundreds of MB at full
+    size).  A run killed with -9 cannot delete its own, so each new one first removes
+    those whose writer is no longer running and that have not changed for
+    :data:`STALE_DEAD_WRITER_S` seconds (only folders of this user, never links).
+    """
+    remove_stale_scratch(folder)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-", dir=folder))
+
+
+@contextlib.contextmanager
+def scratch_directory(kind: str, folder: str | os.PathLike | None = None) -> Iterator[Path]:
+    """:func:`make_scratch_dir`, removed with everything in it when the block ends."""
+    import shutil
+
+    path = make_scratch_dir(kind, folder)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_scratch(folder: str | os.PathLike | None = None, *, now: float | None = None) -> list[Path]:
+    """Delete scratch folders of dead fcn-edge processes (see :func:`make_scratch_dir`); best effort."""
+    import shutil
+    import time
+
+    folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    current = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _SCRATCH_NAME.match(entry.name)
+        if not match:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _process_running(pid) or current - info.st_mtime < STALE_DEAD_WRITER_S:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    if removed:
+        import logging
+
+        logging.getLogger("fcn_edge").info("removed %d working folder(s) of interrupted fcn-edge runs in %s",
                                            len(removed), folder)
     return removed
 

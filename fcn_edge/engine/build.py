@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from fcn_edge.engine.plan import (TRANSFORM_CALIBRATE, TRANSFORM_FP16, TRANSFORM
 from fcn_edge.engine.sidecar import copy_engine_pair, make_sidecar, sidecar_path_for, write_engine_and_sidecar
 from fcn_edge.engine.versions import TrtVersion, parse_trt_version
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.fileio import atomic_write_bytes, require_file, sha256_file
+from fcn_edge.fileio import atomic_write_bytes, require_file, scratch_directory, sha256_file
 from fcn_edge.lazy import require
 
 log = logging.getLogger("fcn_edge.engine")
@@ -157,8 +156,8 @@ def run_build(request: BuildRequest, *, emit: Callable[[str], None] = print,
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
 
-    with tempfile.TemporaryDirectory(prefix="fcn-edge-build-") as scratch:
-        variant_path, dla_warnings = _prepare_variant(plan, onnx_path, facts, Path(scratch), emit,
+    with scratch_directory("build") as scratch:
+        variant_path, dla_warnings = _prepare_variant(plan, onnx_path, facts, scratch, emit,
                                                       dry_run=request.dry_run)
         for warning in dla_warnings:
             log.warning("warning: %s", warning)

@@ -56,13 +56,19 @@ def sample_image(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("rel-image"), count=1)[0]
 
 
+def orin_gpu():
+    """The GPU the test engine's sidecar names (Jetson Orin, sm 8.7)."""
+    from fcn_edge.engine.gpu import GpuInfo
+
+    return GpuInfo("Orin", (8, 7), integrated=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_engine_pair(tmp_path_factory, tiny_info):
     """Test double for a TensorRT engine: opaque bytes with a real sidecar (TensorRT 8.6.2, Orin sm 8.7).
 
     Nothing here deserialises it; the checks under test run before TensorRT sees the bytes.
     """
-    from fcn_edge.engine.gpu import GpuInfo
     from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
 
     engine = tmp_path_factory.mktemp("rel-engine") / "tiny.fp16.engine"
@@ -70,7 +76,7 @@ def tiny_engine_pair(tmp_path_factory, tiny_info):
     io = {"inputs": [{"name": "frames", "shape": [1, 64, 96, 3], "dtype": "uint8", "profile": None}],
           "outputs": [{"name": "labels", "shape": [1, 64, 96], "dtype": "uint8"}]}
     sidecar = make_sidecar(engine_bytes=data, engine_name=engine.name, trt_version="8.6.2",
-                           gpu=GpuInfo("Orin", (8, 7), integrated=True), precision="fp16", io=io,
+                           gpu=orin_gpu(), precision="fp16", io=io,
                            source_name="tiny.onnx", source_sha256="0" * 64, source_opset=17, build={},
                            version_compatible=False, exclude_lean_runtime=False, hardware_compat="none",
                            dla_core=None, gpu_fallback=False, model=tiny_info.to_dict(),
