@@ -196,12 +196,14 @@ def test_run_on_a_folder_of_only_broken_images_fails(run_cli, tiny_onnx, broken_
 
 # ---------------------------------------------------------------------------- masks
 def test_mask_labels_outside_the_classes_name_the_mask(run_cli, tiny_checkpoint, tiny_data, tmp_path):
+    from fcn_edge.data.imageio import read_mask, read_palette, write_mask
+
     root = _copy(tiny_data, tmp_path / "data")
     for split in ("val", "train"):
         mask = sorted((root / split / "masks").iterdir())[0]
-        labels = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
+        labels = read_mask(mask)
         labels[:4, :4] = 9  # 5 classes: 0-4, and 255 = ignore
-        cv2.imwrite(str(mask), labels)
+        write_mask(mask, labels, read_palette(mask))  # still a palette PNG, as the dataset's masks are
     completed = run_cli("eval", tiny_checkpoint, "--data", root)
     assert_one_line_error(completed, "00000.png", "9")
     completed = run_cli("train", "--data", root, "--out", tmp_path / "run", *TRAIN)
