@@ -99,8 +99,8 @@ def load_checkpoint(path: str | os.PathLike, *, info: ModelInfo | None = None,
     ``overrides`` replace fields of the stored description (e.g. ``{"geometry": ...}``).
     Any problem is an :class:`ArtifactError` naming the file and what is wrong.
     """
+    path = require_file(path, "checkpoint", ArtifactError)  # before importing torch: a missing file fails at once
     torch = require("torch", purpose="to read .pt checkpoints")
-    path = require_file(path, "checkpoint", ArtifactError)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
             warnings.simplefilter("ignore")

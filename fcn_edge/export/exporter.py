@@ -165,6 +165,11 @@ def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.P
     left as it was.
     """
     config = config or ExportConfig()
+    if not isinstance(checkpoint, Checkpoint):
+        from fcn_edge.errors import ArtifactError
+        from fcn_edge.fileio import require_file
+
+        require_file(checkpoint, "checkpoint", ArtifactError)  # before seconds of importing torch and onnx
     torch = require("torch", purpose="to export checkpoints")
     onnx = require("onnx", purpose="to write ONNX models")
     timings: dict[str, float] = {}
