@@ -487,7 +487,7 @@ class ImageSequenceSource(Source):
             except DataError as exc:
                 if str(path) not in self.skipped:
                     self.skipped.append(str(path))
-                    log.warning("skipping %s", exc)
+                    log.warning("%s: skipping %s: %s", self.spec.display_name, path.name, exc)
                 attempts += 1
                 if attempts > len(self.paths):
                     if self.index == 0:
