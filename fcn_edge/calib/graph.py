@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
+from fcn_edge.export.passes import (  # noqa: F401 - calib's graph toolbox, shared with export
+    consumers, default_opset, logits_tensor, producers, remove_unused_initializers,
+)
 from fcn_edge.lazy import require
 
 log = logging.getLogger("fcn_edge.calib")
@@ -73,26 +76,6 @@ class GraphRegions:
         return node_name
 
 
-def producers(model) -> dict[str, Any]:
-    return {out: node for node in model.graph.node for out in node.output if out}
-
-
-def consumers(model) -> dict[str, list]:
-    users: dict[str, list] = defaultdict(list)
-    for node in model.graph.node:
-        for name in node.input:
-            if name:
-                users[name].append(node)
-    return users
-
-
-def default_opset(model) -> int:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    raise ArtifactError("the model imports no default-domain (ai.onnx) opset")
-
-
 def ensure_node_names(model) -> None:
     """Give every unnamed node a unique name: quantizer exclusions and reports go by node name."""
     seen: set[str] = set()
@@ -102,25 +85,6 @@ def ensure_node_names(model) -> None:
             name = f"{name}_{index}"
         node.name = name
         seen.add(name)
-
-
-def logits_tensor(model) -> str | None:
-    """The float ``[N, C, H, W]`` tensor the post-processing reads (or the raw graph's output)."""
-    outputs = [o.name for o in model.graph.output]
-    if "logits" in outputs:
-        return "logits"
-    prod = producers(model)
-    for name in outputs:
-        node = prod.get(name)
-        # labels = Cast(Cast(ArgMax(logits))); confidence = Cast(Floor(... ReduceMax(Softmax(logits))))
-        seen = set()
-        while node is not None and node.name not in seen:
-            seen.add(node.name)
-            if node.op_type in ("ArgMax", "Softmax"):
-                return node.input[0]
-            node = prod.get(node.input[0]) if node.input else None
-    # a raw export: the single float output is the logits
-    return outputs[0] if len(outputs) == 1 else None
 
 
 def find_regions(model) -> GraphRegions:
@@ -286,10 +250,7 @@ def fold_half_weights(model) -> int:
     if folded:
         del model.graph.node[:]
         model.graph.node.extend(keep_nodes)
-        used = {name for node in model.graph.node for name in node.input}
-        kept = [i for i in model.graph.initializer if i.name in used or i.name in {o.name for o in model.graph.output}]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(kept)
+        remove_unused_initializers(model)
         # value_info of the former Cast outputs now describes initializers: drop it
         names = {i.name for i in model.graph.initializer}
         infos = [vi for vi in model.graph.value_info if vi.name not in names]
