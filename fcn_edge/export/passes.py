@@ -1,6 +1,6 @@
 """Small ONNX graph passes applied after torch.onnx: node names after their modules, opset
-down-conversion, INT32 index constants, FP16 weight storage, and finding the logits
-tensor for verification.
+down-conversion, INT32 index constants, FP16 weight storage, and the graph lookups
+export and calibration share (producers, consumers, default opset, the logits tensor).
 
 Each pass works on an ``onnx.ModelProto`` in place and is deliberately narrow: it
 handles what our exported graphs contain and refuses anything else with a clear
