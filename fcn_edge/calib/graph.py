@@ -93,26 +93,9 @@ def find_regions(model) -> GraphRegions:
     prod = producers(model)
     inits = {i.name for i in model.graph.initializer}
     # body starts at the first convolution: everything reachable from a Conv is not "pre"
-    after_conv: set[str] = set()
-    stack = [n for n in model.graph.node if n.op_type in CONV_OPS]
-    while stack:
-        node = stack.pop()
-        if node.name in after_conv:
-            continue
-        after_conv.add(node.name)
-        for out in node.output:
-            stack.extend(users.get(out, []))
+    after_conv = _reachable([n for n in model.graph.node if n.op_type in CONV_OPS], users)
     logits = logits_tensor(model)
-    post: set[str] = set()
-    if logits is not None:
-        stack = list(users.get(logits, []))
-        while stack:
-            node = stack.pop()
-            if node.name in post:
-                continue
-            post.add(node.name)
-            for out in node.output:
-                stack.extend(users.get(out, []))
+    post = _reachable(users.get(logits, []), users) if logits is not None else set()
     pre, body, post_list = [], [], []
     for node in model.graph.node:
         if node.name in post:
@@ -123,6 +106,20 @@ def find_regions(model) -> GraphRegions:
             pre.append(node.name)
     layers = _weighted_layers(model, set(body), inits, prod)
     return GraphRegions(pre, body, post_list, logits, layers)
+
+
+def _reachable(start: Iterable[Any], users: dict[str, list]) -> set[str]:
+    """Names of the ``start`` nodes and of every node downstream of them."""
+    found: set[str] = set()
+    stack = list(start)
+    while stack:
+        node = stack.pop()
+        if node.name in found:
+            continue
+        found.add(node.name)
+        for out in node.output:
+            stack.extend(users.get(out, []))
+    return found
 
 
 def _weighted_layers(model, body: set[str], inits: set[str], prod: dict) -> list[Layer]:
