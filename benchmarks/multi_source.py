@@ -28,8 +28,6 @@ Writes benchmarks/results/multi_source.json (with the machine description).
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,21 +40,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import write_result  # noqa: E402
+from benchmarks._models import export_random_models, fcn8s_info  # noqa: E402
 
 
 def export_models(folder: Path, width: float, size: tuple[int, int], classes: int) -> tuple[Path, Path, object]:
     """Static batch-1 and dynamic-batch (1..8) exports of the same weights, in a child process (no torch here)."""
-    from fcn_edge.modelinfo import ModelInfo
-
-    info = ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
-    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
-            "info = ModelInfo.from_json(sys.argv[3]); h, w = info.input_size; "
-            "export_random_model(sys.argv[1], info, seed=0, size=(h, w), outputs=('labels',)); "
-            "export_random_model(sys.argv[2], info, seed=0, size=(h, w), outputs=('labels',), dynamic=('batch',), "
-            "batch=4, min_shape=(1, h, w), max_shape=(8, h, w))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    info = fcn8s_info(width, size, classes)
+    h, w = size
     b1, dyn = folder / "b1.onnx", folder / "dynamic.onnx"
-    subprocess.run([sys.executable, "-c", code, str(b1), str(dyn), info.to_json()], check=True, env=env)
+    export_random_models(info, [(b1, {"size": size, "outputs": ["labels"]}),
+                                (dyn, {"size": size, "outputs": ["labels"], "dynamic": ["batch"], "batch": 4,
+                                       "min_shape": [1, h, w], "max_shape": [8, h, w]})])
     return b1, dyn, info
 
 

@@ -26,7 +26,6 @@ Writes benchmarks/results/runner_efficiency.json (with the machine description).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -39,24 +38,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import write_result  # noqa: E402
+from benchmarks._models import export_random_models, fcn8s_info  # noqa: E402
 
 
 def export_model(path: Path, width: float, size: tuple[int, int], classes: int):
-    """The fixed benchmark model: a random-weight FCN-8s exported by ``fcn-edge export`` (frames in, labels out).
-
-    Exported in a child process so torch never enters this one: the memory figures are
-    those of the on-device side (numpy, OpenCV, ONNX Runtime).
-    """
-    import subprocess
-
-    from fcn_edge.modelinfo import ModelInfo
-
-    info = ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
-    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
-            "info = ModelInfo.from_json(sys.argv[2]); "
-            "export_random_model(sys.argv[1], info, size=tuple(info.input_size), outputs=('labels',))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run([sys.executable, "-c", code, str(path), info.to_json()], check=True, env=env)
+    """The fixed benchmark model (frames in, labels out), exported without torch in this process."""
+    info = fcn8s_info(width, size, classes)
+    export_random_models(info, [(path, {"size": size, "outputs": ["labels"]})])
     return path, info
 
 

@@ -43,19 +43,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._machine import write_result  # noqa: E402
+from benchmarks._models import export_random_models, fcn8s_info  # noqa: E402
 
 
 def export_model(folder: Path, width: float, size: tuple[int, int], classes: int):
-    from fcn_edge.modelinfo import ModelInfo
-
-    info = ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
-    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
-            "info = ModelInfo.from_json(sys.argv[2]); h, w = info.input_size; "
-            "export_random_model(sys.argv[1], info, size=(h, w), outputs=('labels',), dynamic=('batch',), batch=4, "
-            "min_shape=(1, h, w), max_shape=(8, h, w))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    info = fcn8s_info(width, size, classes)
+    h, w = size
     path = folder / "served.onnx"
-    subprocess.run([sys.executable, "-c", code, str(path), info.to_json()], check=True, env=env)
+    export_random_models(info, [(path, {"size": size, "outputs": ["labels"], "dynamic": ["batch"], "batch": 4,
+                                        "min_shape": [1, h, w], "max_shape": [8, h, w]})])
     return path, info
 
 

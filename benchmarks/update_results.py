@@ -40,10 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from fcn_edge.bench.report import SCHEMA as BENCH_SCHEMA, format_number  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
 RESULTS_MD = HERE / "RESULTS.md"
-BENCH_SCHEMA = "fcn-edge.bench/1"
 
 Render = Callable[[dict], list[str]]
 
@@ -113,14 +114,6 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def _num(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def _bench_block(data: dict) -> dict | None:
     if data.get("schema") == BENCH_SCHEMA:
         return data
@@ -143,13 +136,13 @@ def bench_table(bench: dict) -> list[str]:
     for r in rows:
         lat = r.get("latency_ms") or {}
         mode = r["mode"] if r["mode"] != "pipelined" else f"pipelined x{r.get('in_flight')}"
-        backend = ", ".join(f"{k} {_num(v.get('p50'))}" for k, v in (r.get("timings_ms") or {}).items()
+        backend = ", ".join(f"{k} {format_number(v.get('p50'))}" for k, v in (r.get("timings_ms") or {}).items()
                             if k != "infer" and v.get("count")) or "-"
         mem = (r.get("device_memory") or {}).get("mb")
         rss = (r.get("host_memory") or {}).get("rss_peak_mb")
         cells = [r["model"], r["batch"], mode, "x".join(map(str, r["size"])) if r.get("size") else "-",
-                 r.get("iterations"), _num(lat.get("p50")), _num(lat.get("p95")), _num(lat.get("p99")),
-                 _num(r.get("fps"), 1), backend, "-" if mem is None else f"{mem:.0f} MB",
+                 r.get("iterations"), format_number(lat.get("p50")), format_number(lat.get("p95")), format_number(lat.get("p99")),
+                 format_number(r.get("fps"), 1), backend, "-" if mem is None else f"{mem:.0f} MB",
                  "-" if rss is None else f"{rss:.0f} MB"]
         if agreement:
             value = (r.get("agreement") or {}).get("pixel_agreement")
@@ -157,7 +150,7 @@ def bench_table(bench: dict) -> list[str]:
         if compare:
             vs = r.get("vs_first") or {}
             cells += (["1.00", "1.00"] if r.get("model_index") == 0 else
-                      [_num(vs.get("latency_p50")), _num(vs.get("fps"))])
+                      [format_number(vs.get("latency_p50")), format_number(vs.get("fps"))])
         body.append(cells)
     lines = table(header, body)
     skipped: dict[tuple[str, str], list[str]] = {}
@@ -248,11 +241,11 @@ def _runner_efficiency(data: dict) -> list[str]:
     e2e = (data.get("runner_latency_ms") or {}).get("end_to_end") or {}
     memory = data.get("memory") or {}
     samples = memory.get("samples") or []
-    rows = [["backend alone (FPS)", _num(data.get("backend_fps"), 1)],
-            ["runner, video file -> no sink (FPS)", _num(data.get("runner_fps"), 1)],
-            ["efficiency (runner / backend)", f"{_num(data.get('efficiency'), 3)} (goal {data.get('goal_efficiency')})"],
-            ["inference p50 / p95 / p99", f"{_num(lat.get('p50'))} / {_num(lat.get('p95'))} / {_num(lat.get('p99'))} ms"],
-            ["end to end p50 / p95 / p99", f"{_num(e2e.get('p50'))} / {_num(e2e.get('p95'))} / {_num(e2e.get('p99'))} ms"]]
+    rows = [["backend alone (FPS)", format_number(data.get("backend_fps"), 1)],
+            ["runner, video file -> no sink (FPS)", format_number(data.get("runner_fps"), 1)],
+            ["efficiency (runner / backend)", f"{format_number(data.get('efficiency'), 3)} (goal {data.get('goal_efficiency')})"],
+            ["inference p50 / p95 / p99", f"{format_number(lat.get('p50'))} / {format_number(lat.get('p95'))} / {format_number(lat.get('p99'))} ms"],
+            ["end to end p50 / p95 / p99", f"{format_number(e2e.get('p50'))} / {format_number(e2e.get('p95'))} / {format_number(e2e.get('p99'))} ms"]]
     if samples:
         rows.append([f"RSS over {memory.get('frames')} frames",
                      f"{samples[0]['rss_mib']:.1f} -> {samples[-1]['rss_mib']:.1f} MiB"])
@@ -265,7 +258,7 @@ def _runner_efficiency(data: dict) -> list[str]:
 @formatter("metrics_update", "Metrics update speed (`benchmarks/metrics_update.py`)")
 def _metrics_update(data: dict) -> list[str]:
     shape = "x".join(map(str, data.get("shape") or []))
-    rows = [[dtype, _num(v.get("median_ms"), 2), _num(v.get("min_ms"), 2), _num(v.get("max_ms"), 2), v.get("runs")]
+    rows = [[dtype, format_number(v.get("median_ms"), 2), format_number(v.get("min_ms"), 2), format_number(v.get("max_ms"), 2), v.get("runs")]
             for dtype, v in (data.get("by_dtype") or {}).items()]
     return [f"{data.get('what', 'ConfusionMatrix.update')}: {shape} labels, {data.get('classes')} classes, goal "
             f"{data.get('goal_ms')} ms.", ""] + table(["labels dtype", "median ms", "min ms", "max ms", "runs"], rows)

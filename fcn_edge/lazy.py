@@ -49,6 +49,15 @@ def require(module: str, *, purpose: str | None = None) -> ModuleType:
         raise MissingDependencyError(f"the Python package '{top}' is needed{why} but is not installed{detail}: {hint}") from exc
 
 
+def opencv() -> ModuleType:
+    """OpenCV's ``cv2``, imported when first needed (data, stream and calib all go through this one message).
+
+    Importing fcn_edge.data or fcn_edge.stream must not need OpenCV, and must never make
+    pip pull its own OpenCV over a Jetson's system build (see the hint in INSTALL_HINTS).
+    """
+    return require("cv2", purpose="to read, draw and write images and video")
+
+
 def available(module: str) -> bool:
     """True when ``module`` can be imported (without raising on failure)."""
     try:

@@ -176,15 +176,31 @@ class _Clock:
 
 @dataclass
 class _Samples:
+    """The timed batches of one row; RSS is sampled between batches (outside the timed region)."""
+
+    sampler: RssSampler
+    bar: Any
     latencies: list[float] = field(default_factory=list)
     timings: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     wall_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    last_rss: float = field(default_factory=time.perf_counter)
 
-    def add(self, latency_ms: float, timings: dict[str, float]) -> None:
-        self.latencies.append(latency_ms)
+    def add(self, t0: float, t1: float, timings: dict[str, float]) -> None:
+        """One batch timed from ``t0`` to ``t1`` with the backend's own ``timings``."""
+        self.latencies.append((t1 - t0) * 1000.0)
         for key, value in timings.items():
             if value is not None:
                 self.timings[key].append(float(value))
+        if t1 - self.last_rss >= RSS_SAMPLE_INTERVAL_S:
+            self.sampler.sample()
+            self.last_rss = time.perf_counter()
+        self.bar.update(1)
+
+    def finish(self) -> "_Samples":
+        self.wall_s = time.perf_counter() - self.started
+        self.sampler.sample()
+        return self
 
 
 def _warm_up(runner, frames: np.ndarray, config: BenchConfig) -> tuple[int, np.ndarray | None]:
@@ -202,32 +218,21 @@ def _warm_up(runner, frames: np.ndarray, config: BenchConfig) -> tuple[int, np.n
 
 
 def _run_sync(runner, frames: np.ndarray, clock: _Clock, sampler: RssSampler, bar) -> tuple[_Samples, np.ndarray]:
-    samples = _Samples()
+    samples = _Samples(sampler, bar)
     first = None
-    last_sample = time.perf_counter()
-    started = time.perf_counter()
     while clock.more(len(samples.latencies)):
         t0 = time.perf_counter()
         result = runner.infer(frames)
-        t1 = time.perf_counter()
-        samples.add((t1 - t0) * 1000.0, result.timings)
+        samples.add(t0, time.perf_counter(), result.timings)
         if first is None:
             first = result.labels
-        if t1 - last_sample >= RSS_SAMPLE_INTERVAL_S:
-            sampler.sample()
-            last_sample = time.perf_counter()
-        bar.update(1)
-    samples.wall_s = time.perf_counter() - started
-    sampler.sample()
-    return samples, first
+    return samples.finish(), first
 
 
 def _run_pipelined(runner, frames: np.ndarray, clock: _Clock, in_flight: int, sampler: RssSampler, bar) -> _Samples:
-    samples = _Samples()
+    samples = _Samples(sampler, bar)
     pending: collections.deque = collections.deque()
     submitted = 0
-    last_sample = time.perf_counter()
-    started = time.perf_counter()
     while True:
         while len(pending) < in_flight and clock.more(submitted):
             pending.append((time.perf_counter(), runner.submit(frames)))
@@ -236,15 +241,8 @@ def _run_pipelined(runner, frames: np.ndarray, clock: _Clock, in_flight: int, sa
             break
         t0, handle = pending.popleft()
         result = handle.result()
-        t1 = time.perf_counter()
-        samples.add((t1 - t0) * 1000.0, result.timings)
-        if t1 - last_sample >= RSS_SAMPLE_INTERVAL_S:
-            sampler.sample()
-            last_sample = time.perf_counter()
-        bar.update(1)
-    samples.wall_s = time.perf_counter() - started
-    sampler.sample()
-    return samples
+        samples.add(t0, time.perf_counter(), result.timings)
+    return samples.finish()
 
 
 def _fill(row: BenchRow, samples: _Samples, batch: int) -> None:

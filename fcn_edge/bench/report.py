@@ -251,7 +251,8 @@ def _model_line(model: ModelResult) -> str:
     return f"{model.label}: " + "; ".join(facts)
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
+def format_number(value: Any, digits: int = 2) -> str:
+    """A table cell: '-' for a missing value, floats with ``digits`` decimals."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -266,7 +267,7 @@ def _fmt_ratio(value: float | None) -> str:
 
 
 def _backend_cell(row: BenchRow) -> str:
-    parts = [f"{key} {_fmt(summary.get('p50'))}" for key, summary in row.timings_ms.items()
+    parts = [f"{key} {format_number(summary.get('p50'))}" for key, summary in row.timings_ms.items()
              if key != "infer" and summary.get("count")]
     return ", ".join(parts) or "-"
 
@@ -298,7 +299,7 @@ def _table(rows: list[BenchRow], models: list[ModelResult], *, with_model: bool,
         rss = row.host_memory.get("rss_peak_mb")
         cells = ([row.model, row.backend or "-"] if with_model else []) + [
             str(row.batch), mode, f"{row.size[0]}x{row.size[1]}" if row.size else "-", str(row.iterations),
-            _fmt(lat.get("p50")), _fmt(lat.get("p95")), _fmt(lat.get("p99")), _fmt(row.fps, 1), _backend_cell(row),
+            format_number(lat.get("p50")), format_number(lat.get("p95")), format_number(lat.get("p99")), format_number(row.fps, 1), _backend_cell(row),
             "-" if rss is None else f"{rss:.0f} MB", _gpu_cell(row), _io_cell(row)]
         if agreement:
             if row.model_index == 0:
@@ -316,4 +317,4 @@ def _table(rows: list[BenchRow], models: list[ModelResult], *, with_model: bool,
     return lines
 
 
-__all__ = ["BenchReport", "DEFINITIONS", "SCHEMA", "environment"]
+__all__ = ["BenchReport", "DEFINITIONS", "SCHEMA", "environment", "format_number"]

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
+from fcn_edge.export.passes import (  # noqa: F401 - calib's graph toolbox, shared with export
+    consumers, default_opset, logits_tensor, producers, remove_unused_initializers,
+)
 from fcn_edge.lazy import require
 
 log = logging.getLogger("fcn_edge.calib")
@@ -73,26 +76,6 @@ class GraphRegions:
         return node_name
 
 
-def producers(model) -> dict[str, Any]:
-    return {out: node for node in model.graph.node for out in node.output if out}
-
-
-def consumers(model) -> dict[str, list]:
-    users: dict[str, list] = defaultdict(list)
-    for node in model.graph.node:
-        for name in node.input:
-            if name:
-                users[name].append(node)
-    return users
-
-
-def default_opset(model) -> int:
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    raise ArtifactError("the model imports no default-domain (ai.onnx) opset")
-
-
 def ensure_node_names(model) -> None:
     """Give every unnamed node a unique name: quantizer exclusions and reports go by node name."""
     seen: set[str] = set()
@@ -104,51 +87,15 @@ def ensure_node_names(model) -> None:
         seen.add(name)
 
 
-def logits_tensor(model) -> str | None:
-    """The float ``[N, C, H, W]`` tensor the post-processing reads (or the raw graph's output)."""
-    outputs = [o.name for o in model.graph.output]
-    if "logits" in outputs:
-        return "logits"
-    prod = producers(model)
-    for name in outputs:
-        node = prod.get(name)
-        # labels = Cast(Cast(ArgMax(logits))); confidence = Cast(Floor(... ReduceMax(Softmax(logits))))
-        seen = set()
-        while node is not None and node.name not in seen:
-            seen.add(node.name)
-            if node.op_type in ("ArgMax", "Softmax"):
-                return node.input[0]
-            node = prod.get(node.input[0]) if node.input else None
-    # a raw export: the single float output is the logits
-    return outputs[0] if len(outputs) == 1 else None
-
-
 def find_regions(model) -> GraphRegions:
     """Split the graph into pre / body / post (node names) and list its weighted layers."""
     users = consumers(model)
     prod = producers(model)
     inits = {i.name for i in model.graph.initializer}
     # body starts at the first convolution: everything reachable from a Conv is not "pre"
-    after_conv: set[str] = set()
-    stack = [n for n in model.graph.node if n.op_type in CONV_OPS]
-    while stack:
-        node = stack.pop()
-        if node.name in after_conv:
-            continue
-        after_conv.add(node.name)
-        for out in node.output:
-            stack.extend(users.get(out, []))
+    after_conv = _reachable([n for n in model.graph.node if n.op_type in CONV_OPS], users)
     logits = logits_tensor(model)
-    post: set[str] = set()
-    if logits is not None:
-        stack = list(users.get(logits, []))
-        while stack:
-            node = stack.pop()
-            if node.name in post:
-                continue
-            post.add(node.name)
-            for out in node.output:
-                stack.extend(users.get(out, []))
+    post = _reachable(users.get(logits, []), users) if logits is not None else set()
     pre, body, post_list = [], [], []
     for node in model.graph.node:
         if node.name in post:
@@ -159,6 +106,20 @@ def find_regions(model) -> GraphRegions:
             pre.append(node.name)
     layers = _weighted_layers(model, set(body), inits, prod)
     return GraphRegions(pre, body, post_list, logits, layers)
+
+
+def _reachable(start: Iterable[Any], users: dict[str, list]) -> set[str]:
+    """Names of the ``start`` nodes and of every node downstream of them."""
+    found: set[str] = set()
+    stack = list(start)
+    while stack:
+        node = stack.pop()
+        if node.name in found:
+            continue
+        found.add(node.name)
+        for out in node.output:
+            stack.extend(users.get(out, []))
+    return found
 
 
 def _weighted_layers(model, body: set[str], inits: set[str], prod: dict) -> list[Layer]:
@@ -286,10 +247,7 @@ def fold_half_weights(model) -> int:
     if folded:
         del model.graph.node[:]
         model.graph.node.extend(keep_nodes)
-        used = {name for node in model.graph.node for name in node.input}
-        kept = [i for i in model.graph.initializer if i.name in used or i.name in {o.name for o in model.graph.output}]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(kept)
+        remove_unused_initializers(model)
         # value_info of the former Cast outputs now describes initializers: drop it
         names = {i.name for i in model.graph.initializer}
         infos = [vi for vi in model.graph.value_info if vi.name not in names]

@@ -134,6 +134,17 @@ def fix_qdq_graph(model, protected: Sequence[str] = ()) -> list[str]:
     return fixes
 
 
+def _qdq_pair(prod: dict, tensor: str) -> tuple[Any, Any] | None:
+    """``(q, dq)`` when ``tensor`` is ``DequantizeLinear(QuantizeLinear(x))`` (``prod``: tensor -> producer), else None."""
+    dq = prod.get(tensor)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    q = prod.get(dq.input[0])
+    if q is None or q.op_type != "QuantizeLinear":
+        return None
+    return q, dq
+
+
 def bypass_inputs(model, nodes: Sequence[str]) -> list[str]:
     """In place: inputs of ``nodes`` that come from ``DequantizeLinear(QuantizeLinear(x))`` read ``x`` again.
 
@@ -147,13 +158,10 @@ def bypass_inputs(model, nodes: Sequence[str]) -> list[str]:
         if node.name not in wanted:
             continue
         for slot, name in enumerate(node.input):
-            dq = prod.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
+            pair = _qdq_pair(prod, name)
+            if pair is None:
                 continue
-            q = prod.get(dq.input[0])
-            if q is None or q.op_type != "QuantizeLinear":
-                continue
-            node.input[slot] = q.input[0]
+            node.input[slot] = pair[0].input[0]
             if node.name not in rewired:
                 rewired.append(node.name)
     if rewired:
@@ -270,12 +278,10 @@ def _remove_output_qdq(model) -> list[str]:
     outputs = {o.name for o in model.graph.output}
     prod = producers(model)
     for out in sorted(outputs):
-        dq = prod.get(out)
-        if dq is None or dq.op_type != "DequantizeLinear":
+        pair = _qdq_pair(prod, out)
+        if pair is None:
             continue
-        q = prod.get(dq.input[0])
-        if q is None or q.op_type != "QuantizeLinear":
-            continue
+        q, dq = pair
         source = q.input[0]
         source_node = prod.get(source)
         users = consumers(model)

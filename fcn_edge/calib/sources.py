@@ -245,9 +245,9 @@ def _file_sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- video
 
 def _open_capture(path: Path):
-    from fcn_edge.lazy import require
+    from fcn_edge.lazy import opencv
 
-    cv2 = require("cv2", purpose="to read calibration videos")
+    cv2 = opencv()
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()

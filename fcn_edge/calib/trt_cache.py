@@ -35,7 +35,7 @@ from typing import Mapping
 
 from fcn_edge.calib.config import parse_trt_version_number
 from fcn_edge.errors import ArtifactError
-from fcn_edge.fileio import atomic_write_text
+from fcn_edge.fileio import atomic_write_text, require_file
 
 INT8_MAX = 127.0
 ALGORITHMS = {"entropy": "EntropyCalibration2", "percentile": "EntropyCalibration2", "max": "MinMaxCalibration"}
@@ -80,22 +80,30 @@ class CalibrationCache:
 
 
 def read_cache(path: str | Path) -> CalibrationCache:
-    """Parse a TensorRT calibration cache (ours or TensorRT's); ArtifactError naming the bad line."""
-    path = Path(path)
+    """Parse a TensorRT calibration cache (ours or TensorRT's); ArtifactError naming the bad line.
+
+    The one parser of the format: build-engine reads a ``--calib-cache`` through it too.
+    """
+    path = require_file(path, "calibration cache", ArtifactError)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path} is not a TensorRT calibration cache (not text)") from None
+    except OSError as exc:
         raise ArtifactError(f"cannot read calibration cache {path}: {exc}") from None
-    match = _HEADER.fullmatch(lines[0].strip()) if lines else None
+    header = lines[0].strip() if lines else ""
+    match = _HEADER.fullmatch(header)
     if not match:
-        raise ArtifactError(f"{path} is not a TensorRT calibration cache (first line should look like "
-                            "'TRT-8502-EntropyCalibration2')")
+        raise ArtifactError(f"{path} is not a TensorRT calibration cache: its first line should look like "
+                            f"'TRT-8502-EntropyCalibration2', not {header[:60]!r}")
     scales: dict[str, float] = {}
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        name, sep, value = line.rpartition(": ")
+        name, sep, value = line.rpartition(":")
         if not sep or not re.fullmatch(r"[0-9a-fA-F]{1,8}", value.strip()):
             raise ArtifactError(f"{path} line {number} is not 'tensor: hex' ({line[:60]!r})")
-        scales[name] = hex_to_scale(value.strip())
+        scales[name.strip()] = hex_to_scale(value.strip())
+    if not scales:
+        raise ArtifactError(f"{path} has a header but no tensor scales")
     return CalibrationCache(int(match.group(1)), match.group(2), scales)

@@ -5,26 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from fcn_edge import cliargs
+
 log = logging.getLogger("fcn_edge.data")
-
-
-def _size(text: str) -> tuple[int, int]:
-    from fcn_edge.modelinfo import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -35,20 +18,24 @@ def register(subparsers) -> None:
                     "The same seed gives byte-identical files.",
     )
     parser.add_argument("--out", required=True, help="output folder (created; must be empty unless --overwrite)")
-    parser.add_argument("--train", type=_count, default=400, metavar="N", help="training images (default 400)")
-    parser.add_argument("--val", type=_count, default=100, metavar="M", help="validation images (default 100)")
-    parser.add_argument("--size", type=_size, default=(128, 128), metavar="HxW", help="image size (default 128x128)")
+    parser.add_argument("--train", type=cliargs.non_negative_int, default=400, metavar="N",
+                        help="training images (default 400)")
+    parser.add_argument("--val", type=cliargs.non_negative_int, default=100, metavar="M",
+                        help="validation images (default 100)")
+    parser.add_argument("--size", type=cliargs.size, default=(128, 128), metavar="HxW",
+                        help="image size (default 128x128)")
     parser.add_argument("--classes", type=int, default=5, metavar="K",
                         help="classes including background, 2-17 (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format (default jpg)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty --out folder")
-    parser.add_argument("--calib", type=_count, default=0, metavar="N",
+    parser.add_argument("--calib", type=cliargs.non_negative_int, default=0, metavar="N",
                         help="also write N calibration images to OUT/calib/ listed in OUT/calib.txt")
     parser.add_argument("--video", metavar="FILE", help="also write a clip of moving shapes (.mp4 or .avi) and its "
                                                          "label maps (FILE.labels.npz)")
-    parser.add_argument("--video-frames", type=_count, default=90, metavar="N", help="frames in --video (default 90)")
-    parser.add_argument("--video-size", type=_size, default=(256, 256), metavar="HxW",
+    parser.add_argument("--video-frames", type=cliargs.non_negative_int, default=90, metavar="N",
+                        help="frames in --video (default 90)")
+    parser.add_argument("--video-size", type=cliargs.size, default=(256, 256), metavar="HxW",
                         help="frame size of --video (default 256x256)")
     parser.add_argument("--fps", type=float, default=15.0, help="frame rate of --video (default 15)")
     parser.set_defaults(func=main)

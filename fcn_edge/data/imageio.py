@@ -38,7 +38,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fcn_edge.errors import DataError
-from fcn_edge.lazy import require
+from fcn_edge.lazy import opencv
 
 IGNORE_INDEX = 255
 
@@ -55,14 +55,10 @@ MAX_PIXELS = 1 << 28
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _cv2():
-    return require("cv2", purpose="to read and write images")
-
-
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's own log lines while decoding: our DataError says it better."""
-    cv2 = _cv2()
+    cv2 = opencv()
     logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging_api is None:
         yield
@@ -94,7 +90,7 @@ def read_file_bytes(path: str | os.PathLike, what: str = "image") -> bytes:
 
 
 def _imdecode(data: bytes, flags: int, name: str, what: str) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = opencv()
     if not data:
         raise DataError(f"{what} {name} is empty (0 bytes); replace or remove it")
     try:
@@ -173,14 +169,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def decode_image(data: bytes, name: str = "<bytes>") -> LoadedImage:
     """Decode encoded image bytes (JPEG, PNG, BMP, TIFF, WebP, PNM) to uint8 HxWx3 BGR."""
-    cv2 = _cv2()
+    cv2 = opencv()
     _check_not_truncated_jpeg(data, name, "image")
     array = _imdecode(data, cv2.IMREAD_UNCHANGED, name, "image")
     return LoadedImage(*_to_bgr8(array, name))
 
 
 def _to_bgr8(array: np.ndarray, name: str) -> tuple[np.ndarray, str, tuple[str, ...]]:
-    cv2 = _cv2()
+    cv2 = opencv()
     notes: list[str] = []
     if array.ndim not in (2, 3) or array.shape[0] == 0 or array.shape[1] == 0:
         raise DataError(f"image {name} has an unusable shape {array.shape}")
@@ -209,7 +205,7 @@ def _to_bgr8(array: np.ndarray, name: str) -> tuple[np.ndarray, str, tuple[str, 
 
 def encode_image(image: np.ndarray, extension: str = ".png", *, jpeg_quality: int = 95) -> bytes:
     """Encode a uint8 HxWx3 BGR (or HxW) image; deterministic for a given OpenCV build."""
-    cv2 = _cv2()
+    cv2 = opencv()
     extension = extension if extension.startswith(".") else "." + extension
     extension = extension.lower()
     params: list[int] = []
@@ -255,7 +251,7 @@ def read_mask(path: str | os.PathLike, *, num_classes: int | None = None, ignore
 def decode_mask(data: bytes, name: str = "<bytes>", *, num_classes: int | None = None,
                 ignore_index: int = IGNORE_INDEX, palette: Sequence[Sequence[int]] | None = None) -> np.ndarray:
     """Decode encoded mask bytes to uint8 HxW class indices (see :func:`read_mask`)."""
-    cv2 = _cv2()
+    cv2 = opencv()
     if data[:2] == b"\xff\xd8":
         raise DataError(f"mask {name} is a JPEG: lossy compression changes label values at every edge; "
                         "store masks as PNG")
@@ -371,7 +367,7 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def _decode_palette_indices(data: bytes, name: str, header: dict) -> np.ndarray:
     """Indices of a palette PNG: swap in an identity palette, let libpng decode, read a channel."""
-    cv2 = _cv2()
+    cv2 = opencv()
     depth = header["bit_depth"]
     width, height = header["width"], header["height"]
     if depth not in (1, 2, 4, 8):

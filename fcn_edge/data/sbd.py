@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fcn_edge.data.base import Entry, Problem, SegmentationDataset
+from fcn_edge.data.base import Entry, SegmentationDataset
 from fcn_edge.data.imageio import check_labels
-from fcn_edge.data.listfile import read_ids
+from fcn_edge.data.voc import split_entries, voc_class_options
 from fcn_edge.errors import DataError
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import VOC_CLASSES, voc_palette
 
 
 def is_sbd_root(path: Path) -> bool:
@@ -80,20 +79,8 @@ class SbdDataset(SegmentationDataset):
         if not split_file.is_file():
             available = ", ".join(sorted(p.stem for p in found.glob("*.txt"))) or "none"
             raise DataError(f"SBD split '{split}' not found: no {split_file}; available: {available}")
-        entries, problems = [], []
-        for sample_id in read_ids(split_file):
-            image = found / "img" / f"{sample_id}.jpg"
-            mask = found / "cls" / f"{sample_id}.mat"
-            missing = next((p for p in (image, mask) if not p.is_file()), None)
-            if missing is not None:
-                problems.append(Problem(sample_id, missing, f"listed in {split_file.name} but missing"))
-            else:
-                entries.append(Entry(sample_id, image, mask))
-        options.setdefault("num_classes", len(VOC_CLASSES))
-        if options["num_classes"] == len(VOC_CLASSES):
-            options.setdefault("class_names", list(VOC_CLASSES))
-        options.setdefault("palette", voc_palette(options["num_classes"]))
-        super().__init__(entries, root=found, split=split, problems=problems, **options)
+        entries, problems = split_entries(split_file, found / "img", found / "cls", ".mat")
+        super().__init__(entries, root=found, split=split, problems=problems, **voc_class_options(options))
 
     def read_mask(self, entry: Entry) -> np.ndarray:
         assert entry.mask_path is not None

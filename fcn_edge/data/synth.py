@@ -39,7 +39,7 @@ import numpy as np
 
 from fcn_edge.data.imageio import IGNORE_INDEX, encode_image, encode_palette_png
 from fcn_edge.errors import DataError
-from fcn_edge.lazy import require
+from fcn_edge.lazy import opencv
 from fcn_edge.modelinfo import voc_palette
 
 GENERATOR_VERSION = 1
@@ -52,10 +52,6 @@ STREAMS = {"train": 0, "val": 1, "calib": 2, "video": 3}
 
 DEFAULT_SIZE = (128, 128)
 DEFAULT_CLASSES = 5
-
-
-def _cv2():
-    return require("cv2", purpose="to draw and write synthetic data")
 
 
 # --------------------------------------------------------------------------- classes
@@ -175,7 +171,7 @@ def _texture(kind: str, u: np.ndarray, v: np.ndarray, period: float) -> np.ndarr
 
 def make_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     """float32 HxWx3 BGR: smooth coloured blotches (mostly unsaturated) plus a fine grain."""
-    cv2 = _cv2()
+    cv2 = opencv()
     h, w = size
     grid = rng.integers(3, 7)
     base_hue = rng.uniform(0, 1)
@@ -190,7 +186,7 @@ def make_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarr
 
 def draw_objects(canvas: np.ndarray, mask: np.ndarray, objects: Sequence[SceneObject]) -> None:
     """Paint ``objects`` (in order, later on top) into a float BGR canvas and its label mask."""
-    cv2 = _cv2()
+    cv2 = opencv()
     h, w = mask.shape
     for obj in objects:
         polygon = obj.polygon()
@@ -495,7 +491,7 @@ def write_synthetic_video(path: str | os.PathLike, frames: int = 90, size: tuple
     """
     from fcn_edge.fileio import atomic_path
 
-    cv2 = _cv2()
+    cv2 = opencv()
     path = Path(path)
     codec = VIDEO_CODECS.get(path.suffix.lower())
     if codec is None:
@@ -536,7 +532,7 @@ def write_synthetic_video(path: str | os.PathLike, frames: int = 90, size: tuple
 
 def count_video_frames(path: str | os.PathLike) -> int:
     """Frames OpenCV can actually decode from ``path`` (reads them all)."""
-    cv2 = _cv2()
+    cv2 = opencv()
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():

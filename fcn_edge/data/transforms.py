@@ -25,11 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from fcn_edge.data.imageio import IGNORE_INDEX
-from fcn_edge.lazy import require
-
-
-def _cv2():
-    return require("cv2", purpose="to resize images")
+from fcn_edge.lazy import opencv
 
 
 def _size(size: Sequence[int]) -> tuple[int, int]:
@@ -53,7 +49,7 @@ def resize_for_network(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
         raise ValueError(f"frames are HxWx3, got shape {frame.shape}")
     if frame.shape[:2] == (h, w):
         return frame
-    return _cv2().resize(frame, (w, h), interpolation=_cv2().INTER_LINEAR)
+    return opencv().resize(frame, (w, h), interpolation=opencv().INTER_LINEAR)
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -61,7 +57,7 @@ def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     h, w = _size(size)
     if image.shape[:2] == (h, w):
         return image
-    return _cv2().resize(image, (w, h), interpolation=_cv2().INTER_LINEAR)
+    return opencv().resize(image, (w, h), interpolation=opencv().INTER_LINEAR)
 
 
 def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -73,7 +69,7 @@ def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
     if labels.shape == (h, w):
         return labels
     if labels.dtype in (np.uint8, np.uint16, np.int16, np.int32, np.float32):
-        return _cv2().resize(labels, (w, h), interpolation=_cv2().INTER_NEAREST)
+        return opencv().resize(labels, (w, h), interpolation=opencv().INTER_NEAREST)
     return resize_labels(labels.astype(np.int32), (h, w)).astype(labels.dtype)
 
 
@@ -109,7 +105,7 @@ def pad_to(image: np.ndarray, mask: np.ndarray | None, size: Sequence[int], *,
     pad_h, pad_w = max(0, h - image.shape[0]), max(0, w - image.shape[1])
     if not pad_h and not pad_w:
         return image, mask
-    cv2 = _cv2()
+    cv2 = opencv()
     image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=tuple(int(v) for v in fill))
     if mask is not None:
         mask = cv2.copyMakeBorder(mask, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=int(ignore_index))

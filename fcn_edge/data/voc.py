@@ -47,6 +47,30 @@ def voc_splits(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / SPLIT_FOLDER).glob("*.txt"))
 
 
+def split_entries(split_file: Path, images: Path, masks: Path, mask_suffix: str) -> tuple[list[Entry], list[Problem]]:
+    """The samples ``split_file`` lists (``images/<id>.jpg``, ``masks/<id><mask_suffix>``), and as problems
+    the listed ones missing a file (reported, not fatal).  Shared by VOC and SBD."""
+    entries, problems = [], []
+    for sample_id in read_ids(split_file):
+        image = images / f"{sample_id}.jpg"
+        mask = masks / f"{sample_id}{mask_suffix}"
+        missing = next((p for p in (image, mask) if not p.is_file()), None)
+        if missing is not None:
+            problems.append(Problem(sample_id, missing, f"listed in {split_file.name} but missing"))
+        else:
+            entries.append(Entry(sample_id, image, mask))
+    return entries, problems
+
+
+def voc_class_options(options: dict) -> dict:
+    """``options`` with the VOC classes' count, names and palette filled in where the caller gave none."""
+    options.setdefault("num_classes", len(VOC_CLASSES))
+    if options["num_classes"] == len(VOC_CLASSES):
+        options.setdefault("class_names", list(VOC_CLASSES))
+    options.setdefault("palette", voc_palette(options["num_classes"]))
+    return options
+
+
 class VocDataset(SegmentationDataset):
     """PASCAL VOC segmentation: ``VocDataset(root, split="val")``."""
 
@@ -66,17 +90,5 @@ class VocDataset(SegmentationDataset):
         if not split_file.is_file():
             raise DataError(f"VOC split '{split}' not found: no {split_file}; available: "
                             f"{', '.join(voc_splits(found)) or 'none'}")
-        entries, problems = [], []
-        for sample_id in read_ids(split_file):
-            image = found / "JPEGImages" / f"{sample_id}.jpg"
-            mask = masks / f"{sample_id}.png"
-            missing = next((p for p in (image, mask) if not p.is_file()), None)
-            if missing is not None:
-                problems.append(Problem(sample_id, missing, f"listed in {split_file.name} but missing"))
-            else:
-                entries.append(Entry(sample_id, image, mask))
-        options.setdefault("num_classes", len(VOC_CLASSES))
-        if options["num_classes"] == len(VOC_CLASSES):
-            options.setdefault("class_names", list(VOC_CLASSES))
-        options.setdefault("palette", voc_palette(options["num_classes"]))
-        super().__init__(entries, root=found, split=split, problems=problems, **options)
+        entries, problems = split_entries(split_file, found / "JPEGImages", masks, ".png")
+        super().__init__(entries, root=found, split=split, problems=problems, **voc_class_options(options))

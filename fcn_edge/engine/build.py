@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from fcn_edge.calib.trt_cache import read_cache
 from fcn_edge.engine.cache import EngineCache, cache_key, cache_key_fields
 from fcn_edge.engine.dla import dla_precheck, unpad_deconvolutions
 from fcn_edge.engine.environment import BuildEnvironment, detect_build_environment, import_tensorrt
@@ -66,32 +67,9 @@ def default_engine_path(onnx_path: Path, precision: str) -> Path:
 
 
 def read_calibration_cache_header(path: "str | Path") -> tuple[str, str, set[str]]:
-    """(TensorRT tag, algorithm, tensor names) of a TensorRT calibration cache.
-
-    The text format starts with ``TRT-<version>-<Algorithm>`` and has one
-    ``tensor_name: hex-float-bits`` line per tensor.
-    """
-    path = require_file(path, "calibration cache", ArtifactError)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(f"{path} is not a TensorRT calibration cache (not text)") from exc
-    header = lines[0].strip() if lines else ""
-    match = re.fullmatch(r"TRT-(\d+)-(\w+)", header)
-    if not match:
-        raise ArtifactError(f"{path} is not a TensorRT calibration cache: its first line should look like "
-                            f"'TRT-8601-EntropyCalibration2', not {header[:60]!r}")
-    names = set()
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        name, sep, value = line.rpartition(":")
-        if not sep or not re.fullmatch(r"[0-9a-fA-F]{1,8}", value.strip()):
-            raise ArtifactError(f"{path} line {number} is not 'tensor: hex' ({line[:60]!r})")
-        names.add(name.strip())
-    if not names:
-        raise ArtifactError(f"{path} has a header but no tensor scales")
-    return match.group(1), match.group(2), names
+    """(TensorRT version number, algorithm, tensor names) of a TensorRT calibration cache (parsed by calib's reader)."""
+    cache = read_cache(path)
+    return str(cache.version), cache.algorithm, set(cache.scales)
 
 
 def _tensor_names(model: Any) -> set[str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from fcn_edge import cliargs
+
 HELP = "score a .pt / .onnx / .engine model on a dataset: pixel acc, mean acc, mean IU, f.w. IU, per-class IU"
 EPILOG = """\
 examples:
@@ -22,25 +24,6 @@ whose label equals the first model's.
 """
 
 
-def _size(text: str):
-    from fcn_edge.modelinfo import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help=HELP, description=HELP, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,12 +32,14 @@ def register(subparsers) -> None:
     p.add_argument("--split", default="val", metavar="NAME", help="split to evaluate (default val)")
     p.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
                    help="more models scored on the same images; each also gets its pixel agreement with MODEL")
-    p.add_argument("--size", type=_size, metavar="HxW", help="network input size for models that accept any size")
-    p.add_argument("--limit", type=_positive, metavar="N", help="evaluate the first N images only")
-    p.add_argument("--batch-size", type=_positive, default=1, metavar="N", help="images per model call (default 1)")
+    p.add_argument("--size", type=cliargs.size, metavar="HxW",
+                   help="network input size for models that accept any size")
+    p.add_argument("--limit", type=cliargs.positive_int, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--batch-size", type=cliargs.positive_int, default=1, metavar="N",
+                   help="images per model call (default 1)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="image-decoding threads (default 2)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default) or cuda[:N] for .pt and .onnx models")
-    p.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for torch / ONNX Runtime")
+    p.add_argument("--threads", type=cliargs.positive_int, metavar="N", help="CPU threads for torch / ONNX Runtime")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (written atomically)")
     p.add_argument("--skip-bad-data", action="store_true",
                    help="skip and count unreadable images/masks instead of stopping")

@@ -1,6 +1,6 @@
 """Small ONNX graph passes applied after torch.onnx: node names after their modules, opset
-down-conversion, INT32 index constants, FP16 weight storage, and finding the logits
-tensor for verification.
+down-conversion, INT32 index constants, FP16 weight storage, and the graph lookups
+export and calibration share (producers, consumers, default opset, the logits tensor).
 
 Each pass works on an ``onnx.ModelProto`` in place and is deliberately narrow: it
 handles what our exported graphs contain and refuses anything else with a clear
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
-from fcn_edge.errors import FcnEdgeError
+from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.lazy import require
 
 INT32_MAX = 2**31 - 1
@@ -37,7 +38,13 @@ def _initializers(model) -> dict:
     return {init.name: init for init in model.graph.initializer}
 
 
-def _consumers(model) -> dict[str, list]:
+def producers(model) -> dict[str, Any]:
+    """tensor name -> the node that writes it."""
+    return {out: node for node in model.graph.node for out in node.output if out}
+
+
+def consumers(model) -> dict[str, list]:
+    """tensor name -> the nodes that read it."""
     users = defaultdict(list)
     for node in model.graph.node:
         for name in node.input:
@@ -46,11 +53,11 @@ def _consumers(model) -> dict[str, list]:
     return users
 
 
-def _default_opset(model) -> int:
+def default_opset(model) -> int:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
-    raise GraphPassError("the exported model has no default-domain opset")
+    raise ArtifactError("the model imports no default-domain (ai.onnx) opset")
 
 
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"  # node metadata torch.onnx (dynamo) writes
@@ -156,7 +163,7 @@ def downgrade_opset(model, target: int) -> None:
     Reduce*: ``axes`` back from an input to an attribute).  Anything else is refused.
     """
     onnx = _onnx()
-    source = _default_opset(model)
+    source = default_opset(model)
     if target >= source:
         return
     inits = _initializers(model)
@@ -282,15 +289,15 @@ def store_weights_fp16(model, min_elements: int = 16) -> tuple[int, int]:
     """
     onnx = _onnx()
     inits = _initializers(model)
-    users = _consumers(model)
+    users = consumers(model)
     casts = []
     converted = saved = 0
     for name, init in list(inits.items()):
         if init.data_type != onnx.TensorProto.FLOAT:
             continue
-        consumers = users.get(name, [])
-        if not consumers or any(n.op_type not in ("Conv", "ConvTranspose") or list(n.input).index(name) == 0
-                                for n in consumers):
+        readers = users.get(name, [])
+        if not readers or any(n.op_type not in ("Conv", "ConvTranspose") or list(n.input).index(name) == 0
+                              for n in readers):
             continue
         values = onnx.numpy_helper.to_array(init)
         if values.size < min_elements or (values.size and np.abs(values).max() > 65504.0):
@@ -364,20 +371,26 @@ def remove_unused_initializers(model) -> None:
         model.graph.initializer.extend(keep)
 
 
-def logits_tensor(model) -> str:
-    """The name of the FCN's logits ``[N, C, H, W]`` inside an fcn-edge graph.
+def logits_tensor(model) -> str | None:
+    """The float ``[N, C, H, W]`` logits inside an fcn-edge graph, or None when it cannot be told.
 
-    The ``logits`` output when there is one, else the input of the ArgMax (labels) or
-    Softmax (confidence) that reads them.
+    The ``logits`` output when there is one, else the tensor the ArgMax (labels) or
+    Softmax (confidence) behind an output reads, else the single output of a raw export.
     """
     outputs = [o.name for o in model.graph.output]
     if "logits" in outputs:
         return "logits"
-    for op in ("ArgMax", "Softmax"):
-        for node in model.graph.node:
-            if node.op_type == op:
+    prod = producers(model)
+    for name in outputs:
+        node = prod.get(name)
+        # labels = Cast(Cast(ArgMax(logits))); confidence = Cast(Floor(... ReduceMax(Softmax(logits))))
+        seen = set()
+        while node is not None and node.name not in seen:
+            seen.add(node.name)
+            if node.op_type in ("ArgMax", "Softmax"):
                 return node.input[0]
-    raise GraphPassError("cannot find the logits tensor (no logits output, ArgMax or Softmax)")
+            node = prod.get(node.input[0]) if node.input else None
+    return outputs[0] if len(outputs) == 1 else None
 
 
 def expose_tensor(model, name: str, elem_type: int | None = None) -> bool:

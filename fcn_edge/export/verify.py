@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.export.passes import expose_tensor, logits_tensor
+from fcn_edge.export.passes import GraphPassError, expose_tensor, logits_tensor
 from fcn_edge.lazy import require
 
 
@@ -125,6 +125,8 @@ def verify_graph(model, module, *, io: str, preprocessing, shapes: list[tuple[in
     start = time.perf_counter()
     outputs = [o.name for o in model.graph.output]
     logits_name = logits_tensor(model)
+    if logits_name is None:
+        raise GraphPassError("cannot find the logits tensor (no logits output, ArgMax or Softmax)")
     session = _session(model, logits_name, ort, threads, workdir)
     added = logits_name not in outputs
 

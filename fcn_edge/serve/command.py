@@ -27,6 +27,8 @@ import sys
 import threading
 from typing import Any
 
+from fcn_edge import cliargs
+
 log = logging.getLogger("fcn_edge.serve")
 
 
@@ -34,20 +36,6 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
@@ -62,17 +50,17 @@ def register(subparsers: Any) -> None:
     g.add_argument("--grpc-port", type=_port, default=8001, help="gRPC port (default 8001)")
     g.add_argument("--metrics-port", type=_port, default=8002, help="Prometheus metrics port (default 8002)")
     g.add_argument("--model-name", help="name clients use (default: the file name without its suffix)")
-    g.add_argument("--max-batch", type=_positive_int,
+    g.add_argument("--max-batch", type=cliargs.positive_int,
                    help="Triton max_batch_size: most frames batched into one call (default: what the model takes; "
                         "8 for an unbounded dynamic batch)")
-    g.add_argument("--max-queue-delay-us", type=_non_negative_int, default=2000,
+    g.add_argument("--max-queue-delay-us", type=cliargs.non_negative_int, default=2000,
                    help="how long the dynamic batcher may hold a request to fill a batch, in microseconds "
                         "(default 2000)")
-    g.add_argument("--instances", type=_positive_int, default=1,
+    g.add_argument("--instances", type=cliargs.positive_int, default=1,
                    help="model instances (one runner each) executing batches in parallel (default 1)")
-    g.add_argument("--exit-timeout", type=_non_negative_int, default=5,
+    g.add_argument("--exit-timeout", type=cliargs.non_negative_int, default=5,
                    help="seconds a stop waits for in-flight requests and open connections (default 5)")
-    g.add_argument("--log-verbose", type=_non_negative_int, default=0, help="Triton's own verbose log level")
+    g.add_argument("--log-verbose", type=cliargs.non_negative_int, default=0, help="Triton's own verbose log level")
     g = p.add_argument_group("model")
     g.add_argument("--backend", help="force a backend instead of choosing by suffix")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (GPU index for ONNX Runtime/TensorRT)")

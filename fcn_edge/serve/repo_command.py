@@ -22,19 +22,7 @@ import argparse
 import sys
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+from fcn_edge import cliargs
 
 
 def _gpus(text: str) -> tuple[int, ...]:
@@ -54,16 +42,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="repository folder (created; existing models need --force)")
     p.add_argument("--name", action="append", help="model name in the repository, once per model "
                                                    "(default: the file name, e.g. fcn8s_fp16)")
-    p.add_argument("--max-batch", type=_positive_int,
+    p.add_argument("--max-batch", type=cliargs.positive_int,
                    help="max_batch_size (default: the model's largest batch; only a dynamic batch axis lets Triton batch)")
-    p.add_argument("--max-queue-delay-us", type=_non_negative_int, default=2000,
+    p.add_argument("--max-queue-delay-us", type=cliargs.non_negative_int, default=2000,
                    help="dynamic batcher delay in microseconds (default 2000)")
-    p.add_argument("--instances", type=_positive_int, default=1, help="instances per GPU (or CPU) (default 1)")
+    p.add_argument("--instances", type=cliargs.positive_int, default=1, help="instances per GPU (or CPU) (default 1)")
     p.add_argument("--kind", choices=("gpu", "cpu", "auto"),
                    help="instance kind (default: gpu for engines, auto for ONNX: GPU when the server has one)")
     p.add_argument("--gpus", type=_gpus, help="GPU indices for the instances, e.g. 0,1 (default: all)")
-    p.add_argument("--version", type=_positive_int, default=1, help="version folder to write (default 1)")
-    p.add_argument("--keep-versions", type=_positive_int, default=1,
+    p.add_argument("--version", type=cliargs.positive_int, default=1, help="version folder to write (default 1)")
+    p.add_argument("--keep-versions", type=cliargs.positive_int, default=1,
                    help="version policy: serve the latest N versions (default 1)")
     p.add_argument("--ort-tensorrt", choices=("fp16", "fp32"),
                    help="ONNX models: run through ONNX Runtime's TensorRT execution accelerator at this precision")

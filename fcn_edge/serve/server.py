@@ -549,11 +549,11 @@ class TritonService:
 
     def _reap_descendants(self, grace: float = 5.0) -> None:
         """Terminate, then kill, any server process that outlived the stop (none should)."""
-        pids = {p for p in self._descendants if _alive(p)}
+        pids = {p for p in self._descendants if process_alive(p)}
         deadline = time.monotonic() + grace
         while pids and time.monotonic() < deadline:
             time.sleep(0.1)
-            pids = {p for p in pids if _alive(p)}
+            pids = {p for p in pids if process_alive(p)}
         for sig in (signal.SIGTERM, signal.SIGKILL):
             if not pids:
                 break
@@ -564,7 +564,7 @@ class TritonService:
                 except OSError:
                     pass
             time.sleep(1.0)
-            pids = {p for p in pids if _alive(p)}
+            pids = {p for p in pids if process_alive(p)}
         self._descendants.clear()
 
     def describe(self) -> dict[str, Any]:
@@ -633,7 +633,8 @@ def server_processes(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -647,4 +648,4 @@ def _alive(pid: int) -> bool:
 
 
 __all__ = ["ServeConfig", "TritonService", "BatchInferer", "served_outputs", "default_model_name", "to_dtype",
-           "export_facts_of", "descendants", "server_processes", "PROTECTED_ENDPOINTS"]
+           "export_facts_of", "descendants", "server_processes", "process_alive", "PROTECTED_ENDPOINTS"]

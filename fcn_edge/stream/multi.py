@@ -30,25 +30,23 @@ figures and a batch-size histogram.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from fcn_edge.errors import FcnEdgeError, SourceError
 from fcn_edge.runtime.base import Runner
 from fcn_edge.stream.frames import Frame, FrameResult, StreamEvent, now
+from fcn_edge.stream.pipeline import StreamPipeline, failure_message, notify_event
 from fcn_edge.stream.runner import RunConfig, StreamRunner
-from fcn_edge.stream.sinks import Sink, VideoFileSink
+from fcn_edge.stream.sinks import Sink
 from fcn_edge.stream.sources import SourceOptions, SourceSpec
 from fcn_edge.stream.stats import LatencyRecorder, StreamStats
 
 log = logging.getLogger(__name__)
-
-_END = object()
 
 
 def _feed_failure(feed) -> str:
@@ -56,11 +54,6 @@ def _feed_failure(feed) -> str:
     if feed.end_reason == "error" and not isinstance(error, FcnEdgeError):
         return f"capture failed ({type(error).__name__}: {error})"
     return str(error)
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
 
 
 @dataclass
@@ -186,8 +179,16 @@ class MultiStreamStats:
         return lines
 
 
-class MultiStreamRunner:
-    """Runs several sources through one backend runner; iterate :meth:`results` or call :meth:`run`."""
+class MultiStreamRunner(StreamPipeline):
+    """Runs several sources through one backend runner; iterate :meth:`results` or call :meth:`run`.
+
+    Each source is a lane, a :class:`StreamRunner` whose source, feed, sinks, stats
+    and per-frame finishing are used as they are; this class only batches across
+    them (the thread protocol is :class:`~fcn_edge.stream.pipeline.StreamPipeline`'s,
+    as for one source).
+    """
+
+    thread_name = "fcn-edge-multi-infer"
 
     def __init__(self, runner: Runner, sources: Sequence[str | SourceSpec], *,
                  source_options: SourceOptions | Sequence[SourceOptions] | None = None,
@@ -198,10 +199,11 @@ class MultiStreamRunner:
                  lock: threading.Lock | None = None) -> None:
         if len(sources) < 1:
             raise FcnEdgeError("give at least one source")
-        self.runner = runner
-        self.config = config or RunConfig()
-        self.batch = batch or BatchConfig()
+        config = config or RunConfig()
         count = len(sources)
+        super().__init__(runner, config, on_result=on_result, on_event=on_event, lock=lock,
+                         result_queue=max(2, config.result_queue * count))
+        self.batch = batch or BatchConfig()
         if isinstance(source_options, SourceOptions) or source_options is None:
             options = [source_options or SourceOptions()] * count
         else:
@@ -215,114 +217,113 @@ class MultiStreamRunner:
                                    "stats_interval": None})
         self.lanes = [StreamRunner(runner, src, source_options=options[i], config=lane_config, sinks=sink_lists[i],
                                    on_event=on_event, source_id=i) for i, src in enumerate(sources)]
-        self.on_result = on_result
-        self.on_event = on_event
-        self.lock = lock
         self.plan = plan_batches(runner.io, count, self.batch.max_batch)
         self.stats = MultiStreamStats([lane.stats for lane in self.lanes], self.plan, self.batch)
-        self._stopping = threading.Event()
-        self._stop_reason: str | None = None
         self._wake = threading.Condition()
-        self._out: queue.Queue[Any] = queue.Queue(maxsize=max(2, self.config.result_queue * count))
-        self._thread: threading.Thread | None = None
-        self._used = False
+        self._opened: list[StreamRunner] = []
         self._done: set[int] = set()       # lanes that reached max_frames
-        self._last_report = 0.0
+        self._rotation = 0                 # the lane that goes first in the next batch
 
-    # ---------------------------------------------------------------- control
-    def stop(self, reason: str = "stopped") -> None:
-        """Ask the run to end (thread- and signal-safe)."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._stopping.set()
-        for lane in self.lanes:
-            if lane._feed is not None:  # noqa: SLF001 - lanes are ours
-                lane._feed.stop()  # noqa: SLF001
-        self._notify()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
-    def run(self) -> MultiStreamStats:
-        for _ in self.results():
-            pass
-        return self.stats
-
-    # ----------------------------------------------------------------- the run
-    def results(self) -> Iterator[FrameResult]:
-        if self._used:
-            raise RuntimeError("a MultiStreamRunner runs once; create a new one")
-        self._used = True
+    # ------------------------------------------------------- pipeline hooks
+    def _open(self) -> None:
         if self.plan.mode == "sequential" and len(self.lanes) > 1:
             log.warning("%s", self.plan.reason)
         else:
             log.info("%d sources: %s", len(self.lanes), self.plan.reason)
-        opened: list[StreamRunner] = []
-        error: BaseException | None = None
-        try:
-            for lane in self.lanes:
-                for sink in lane.sinks:
-                    sink.open()
-            self._warmup()
-            for lane in self.lanes:
-                lane._feed = lane._make_feed()  # noqa: SLF001
-                lane._feed.on_frame = self._notify  # noqa: SLF001
-                lane._feed.start()  # noqa: SLF001 - a source that cannot open fails the run here
-                opened.append(lane)
-                fps = lane._feed.source_info.get("fps") or lane.source_options.fps  # noqa: SLF001
-                for sink in lane.sinks:
-                    if isinstance(sink, VideoFileSink) and sink.fps is None:
-                        sink.fps = fps or 25.0
-                lane.stats.meta = lane._describe()  # noqa: SLF001
-                lane.stats.start()
-            self.stats.meta = self._describe()
-            self.stats.total.start()
-            self._last_report = now()
-            if self._stopping.is_set():
-                self.stop(self._stop_reason or "stopped")
-            self._thread = threading.Thread(target=self._infer_loop, name="fcn-edge-multi-infer", daemon=True)
-            self._thread.start()
-            while True:
-                try:
-                    item = self._out.get(timeout=0.1)
-                except queue.Empty:
-                    self._maybe_report()
-                    if self._stopping.is_set() and not self._thread.is_alive() and self._out.empty():
-                        break
-                    continue
-                if item is _END:
-                    break
-                if isinstance(item, _Failure):
-                    raise item.exc
-                lane_index, frame, inference, infer_ms = item
-                if lane_index in self._done:
-                    continue  # that source already delivered its --max-frames
-                lane = self.lanes[lane_index]
-                result = lane._finish_frame(frame, inference, infer_ms)  # noqa: SLF001
-                self.stats.total.record(result.timings)
-                self._maybe_report()
-                if self.on_result is not None:
-                    self.on_result(result)
-                yield result
-                if any(sink.wants_stop for sink in lane.sinks):
-                    self.stop("window-closed")
-                limit = self.config.max_frames
-                if limit is not None and lane.stats.frames_processed >= limit:
-                    self._done.add(lane_index)
-                    lane._stop_reason = lane._stop_reason or "max-frames"  # noqa: SLF001
-                    lane._feed.stop()  # noqa: SLF001
-                    self._notify()
-                    if len(self._done) == len(self.lanes):
-                        self.stop("max-frames")
-        except GeneratorExit:
-            self.stop("stopped")
-            raise
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._shutdown(error, opened)
+        for lane in self.lanes:
+            for sink in lane.sinks:
+                sink.open()
+        self._warmup(self.lanes[0].network_size, batch=self.plan.pad_to or self.plan.size)
+        for lane in self.lanes:
+            lane._start_feed(on_frame=self._notify)  # noqa: SLF001 - a source that cannot open fails the run here
+            self._opened.append(lane)
+        self.stats.meta = self._describe()
+        self.stats.total.start()
+
+    def _stop_feeds(self) -> None:
+        for lane in self.lanes:
+            lane._stop_feeds()  # noqa: SLF001 - lanes are ours
+        self._notify()
+
+    def _frame_waiting(self) -> bool:
+        return any(lane._feed.has_frame() for lane in self.lanes)  # noqa: SLF001
+
+    def _submit_next(self, pending: deque) -> bool:
+        group = self._collect(self._rotation)
+        self._rotation = (self._rotation + 1) % len(self.lanes)
+        if not group:
+            return not all(i in self._done or lane._feed.ended for i, lane in enumerate(self.lanes))  # noqa: SLF001
+        for part in self._split(group):
+            pending.append(self._submit_part(part))
+        return True
+
+    def _deliver(self, part: list[tuple[int, Frame, float]], handle: Any, start: float) -> bool:
+        result = handle.result()
+        infer_ms = (now() - start) * 1000.0
+        for position, (lane_index, frame, _) in enumerate(part):
+            if not self._put((lane_index, frame, result.item(position), infer_ms)):
+                return False
+        return True
+
+    def _finish(self, item: tuple[int, Frame, Any, float]) -> FrameResult | None:
+        lane_index, frame, inference, infer_ms = item
+        if lane_index in self._done:
+            return None  # that source already delivered its --max-frames
+        result = self.lanes[lane_index]._finish_frame(frame, inference, infer_ms)  # noqa: SLF001
+        self.stats.total.record(result.timings)
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    def _after_yield(self, result: FrameResult) -> None:
+        lane_index = result.source_id
+        lane = self.lanes[lane_index]
+        if any(sink.wants_stop for sink in lane.sinks):
+            self.stop("window-closed")
+        limit = self.config.max_frames
+        if limit is not None and lane.stats.frames_processed >= limit:
+            self._done.add(lane_index)
+            lane._stop_reason = lane._stop_reason or "max-frames"  # noqa: SLF001
+            lane._stop_feeds()  # noqa: SLF001
+            self._notify()
+            if len(self._done) == len(self.lanes):
+                self.stop("max-frames")
+
+    def _maybe_report(self) -> None:
+        if not self._report_due():
+            return
+        for lane in self.lanes:
+            if lane._feed is not None:  # noqa: SLF001
+                lane.stats.frames_dropped = lane._feed.dropped  # noqa: SLF001
+        self.stats.sync_totals()
+        line = "total " + self.stats.total.interval_line()
+        log.info("%s", line)
+        notify_event(self.on_event, StreamEvent("stats", line, "all", -1))
+
+    def _close(self, error: BaseException | None) -> None:
+        first: BaseException | None = None
+        for lane in self.lanes:
+            if lane not in self._opened and lane._feed is None:  # noqa: SLF001
+                for sink in lane.sinks:  # opened before the sources: close without output
+                    try:
+                        sink.close(abort=True)
+                    except Exception:  # noqa: BLE001
+                        pass
+                lane.stats.finish("not-started")
+                continue
+            if self._stop_reason and lane._stop_reason is None:  # noqa: SLF001
+                lane._stop_reason = self._stop_reason  # noqa: SLF001
+            try:
+                lane._close(error)  # noqa: SLF001
+            except BaseException as exc:  # noqa: BLE001 - close every lane, report the first failure
+                first = first or exc
+        failure = failure_message(error)
+        self.stats.total.finish("error" if failure else self._stop_reason or "end-of-source", failure)
+        self.stats.sync_totals()
+        if first is not None and error is None:
+            raise first
+
+    def _raise_if_lost(self) -> None:
         lost = [lane for lane in self.lanes
                 if lane._feed is not None and lane._feed.end_reason in ("source-lost", "error")  # noqa: SLF001
                 and self._stop_reason is None]
@@ -335,21 +336,6 @@ class MultiStreamRunner:
     def _notify(self) -> None:
         with self._wake:
             self._wake.notify_all()
-
-    def _warmup(self) -> None:
-        size = self.lanes[0].network_size
-        if self.config.warmup <= 0 or size is None:
-            return
-        batch = self.plan.pad_to or self.plan.size
-
-        def warm() -> None:
-            self.runner.warmup(size, batch=batch, iterations=self.config.warmup)
-
-        if self.lock is None:
-            warm()
-        else:
-            with self.lock:
-                warm()
 
     def _collect(self, rotation: int) -> list[tuple[int, Frame, float]]:
         """One batch: at most one frame per running source, by the full-or-deadline rule."""
@@ -388,38 +374,6 @@ class MultiStreamRunner:
                     self._wake.wait(timeout=min(wait, 0.05))
         return frames
 
-    def _infer_loop(self) -> None:
-        depth = 1 if self.lock is not None else max(1, int(getattr(self.runner, "max_in_flight", 1)))
-        pending: deque[tuple[list[tuple[int, Frame, float]], Any, float]] = deque()
-        rotation = 0
-        try:
-            while not self._stopping.is_set():
-                waiting = any(lane._feed.has_frame() for lane in self.lanes)  # noqa: SLF001
-                if pending and (len(pending) >= depth or not waiting):
-                    if not self._deliver(pending.popleft()):
-                        break
-                    continue
-                group = self._collect(rotation)
-                rotation = (rotation + 1) % len(self.lanes)
-                if not group:
-                    if all(i in self._done or lane._feed.ended for i, lane in enumerate(self.lanes)):  # noqa: SLF001
-                        break
-                    continue
-                for part in self._split(group):
-                    pending.append(self._submit(part))
-            while pending and not self._stopping.is_set():
-                if not self._deliver(pending.popleft()):
-                    break
-            self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self._put(_Failure(exc))
-        finally:
-            for _, handle, _ in pending:
-                try:
-                    handle.result()
-                except Exception:  # noqa: BLE001
-                    pass
-
     def _split(self, group: list[tuple[int, Frame, float]]) -> list[list[tuple[int, Frame, float]]]:
         """Frames of one batch grouped by input shape (sizes differ only for variable-size models)."""
         if self.plan.size == 1:
@@ -429,7 +383,7 @@ class MultiStreamRunner:
             by_shape.setdefault(tuple(item[1].network_input.shape), []).append(item)
         return list(by_shape.values())
 
-    def _submit(self, part: list[tuple[int, Frame, float]]) -> tuple[list[tuple[int, Frame, float]], Any, float]:
+    def _submit_part(self, part: list[tuple[int, Frame, float]]) -> tuple[list[tuple[int, Frame, float]], Any, float]:
         batch = np.stack([frame.network_input for _, frame, _ in part])
         if self.plan.pad_to and len(batch) < self.plan.pad_to:
             batch = np.concatenate([batch, np.repeat(batch[-1:], self.plan.pad_to - len(batch), axis=0)])
@@ -437,94 +391,11 @@ class MultiStreamRunner:
         for _, frame, taken in part:
             frame.timings["batch_wait"] = (start - taken) * 1000.0
         self.stats.record_batch(len(part))
-        if self.lock is not None:
-            with self.lock:
-                handle = self.runner.submit(batch)
-                handle.result()
-        else:
-            handle = self.runner.submit(batch)
-        return part, handle, start
-
-    def _deliver(self, item: tuple[list[tuple[int, Frame, float]], Any, float]) -> bool:
-        part, handle, start = item
-        result = handle.result()
-        infer_ms = (now() - start) * 1000.0
-        for position, (lane_index, frame, _) in enumerate(part):
-            if not self._put((lane_index, frame, result.item(position), infer_ms)):
-                return False
-        return True
-
-    def _put(self, item: Any) -> bool:
-        while True:
-            try:
-                self._out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                if self._stopping.is_set():
-                    return False
-
-    def _maybe_report(self) -> None:
-        interval = self.config.stats_interval
-        if not interval:
-            return
-        t = now()
-        if t - self._last_report < interval:
-            return
-        self._last_report = t
-        for lane in self.lanes:
-            if lane._feed is not None:  # noqa: SLF001
-                lane.stats.frames_dropped = lane._feed.dropped  # noqa: SLF001
-        self.stats.sync_totals()
-        line = "total " + self.stats.total.interval_line()
-        log.info("%s", line)
-        if self.on_event is not None:
-            try:
-                self.on_event(StreamEvent("stats", line, "all", -1))
-            except Exception:  # noqa: BLE001
-                log.exception("event callback failed")
+        return part, self._submit(batch), start
 
     def _describe(self) -> dict[str, Any]:
-        try:
-            backend = self.runner.describe()
-        except Exception:  # noqa: BLE001
-            backend = {"backend": self.runner.backend}
-        return {"model": str(self.runner.model_path), "backend": backend,
+        return {"model": str(self.runner.model_path), "backend": self._backend_description(),
                 "network_size": list(self.lanes[0].network_size) if self.lanes[0].network_size else None}
-
-    def _shutdown(self, error: BaseException | None, opened: list[StreamRunner]) -> None:
-        self._stopping.set()
-        for lane in self.lanes:
-            if lane._feed is not None:  # noqa: SLF001
-                lane._feed.stop()  # noqa: SLF001
-        self._notify()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-            if self._thread.is_alive():
-                log.warning("the inference thread did not stop within 10 s")
-        first: BaseException | None = None
-        for lane in self.lanes:
-            if lane not in opened and lane._feed is None:  # noqa: SLF001
-                for sink in lane.sinks:  # opened before the sources: close without output
-                    try:
-                        sink.close(abort=True)
-                    except Exception:  # noqa: BLE001
-                        pass
-                lane.stats.finish("not-started")
-                continue
-            if self._stop_reason and lane._stop_reason is None:  # noqa: SLF001
-                lane._stop_reason = self._stop_reason  # noqa: SLF001
-            try:
-                lane._close_source(error)  # noqa: SLF001
-            except BaseException as exc:  # noqa: BLE001 - close every lane, report the first failure
-                first = first or exc
-        reason = self._stop_reason or "end-of-source"
-        if error is not None and not isinstance(error, (KeyboardInterrupt, GeneratorExit)):
-            reason = "error"
-        self.stats.total.finish(reason, f"{type(error).__name__}: {error}" if error is not None and not isinstance(
-            error, (KeyboardInterrupt, GeneratorExit)) else None)
-        self.stats.sync_totals()
-        if first is not None and error is None:
-            raise first
 
 
 __all__ = ["MultiStreamRunner", "MultiStreamStats", "BatchConfig", "BatchPlan", "plan_batches"]

@@ -21,11 +21,10 @@ policy) and frames are dropped and counted instead of piling up as lag.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -35,19 +34,13 @@ from fcn_edge.runtime.preprocess import frames_to_raw
 from fcn_edge.runtime.resize import resize_confidence, resize_frame, resize_labels
 from fcn_edge.stream.feed import FrameFeed, ReconnectPolicy, default_policy
 from fcn_edge.stream.frames import Frame, FrameResult, StreamEvent, now
+from fcn_edge.stream.pipeline import StreamPipeline, failure_message, notify_event
 from fcn_edge.stream.sinks import Sink, VideoFileSink
 from fcn_edge.stream.sources import SourceOptions, SourceSpec, create_source, parse_source
 from fcn_edge.stream.stats import StreamStats
 from fcn_edge.stream.visualize import ViewOptions, Visualizer
 
 log = logging.getLogger(__name__)
-
-_END = object()
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
 
 
 @dataclass
@@ -75,22 +68,24 @@ class RunConfig:
     result_queue: int = 2
 
 
-class StreamRunner:
-    """Runs one source through one backend runner into sinks; iterate :meth:`results` or call :meth:`run`."""
+class StreamRunner(StreamPipeline):
+    """Runs one source through one backend runner into sinks; iterate :meth:`results` or call :meth:`run`.
+
+    Also one *lane* of :class:`~fcn_edge.stream.multi.MultiStreamRunner`: its source,
+    feed, sinks, statistics and per-frame finishing serve each source there.
+    """
 
     def __init__(self, runner: Runner, source: str | SourceSpec, *, source_options: SourceOptions | None = None,
                  config: RunConfig | None = None, sinks: Sequence[Sink] = (),
                  on_result: Callable[[FrameResult], None] | None = None,
                  on_event: Callable[[StreamEvent], None] | None = None,
                  lock: threading.Lock | None = None, source_id: int = 0) -> None:
-        self.runner = runner
+        config = config or RunConfig()
+        super().__init__(runner, config, on_result=on_result, on_event=on_event, lock=lock,
+                         result_queue=config.result_queue)
         self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
         self.source_options = source_options or SourceOptions()
-        self.config = config or RunConfig()
         self.sinks = list(sinks)
-        self.on_result = on_result
-        self.on_event = on_event
-        self.lock = lock
         self.source_id = source_id
         self.visualizer = Visualizer(runner.info, self.config.view)
         self.stats = StreamStats()
@@ -98,96 +93,57 @@ class StreamRunner:
         self.policy = default_policy(live, self.config.every_frame, self.config.realtime and not live)
         self._fixed_size = self._initial_network_size()
         self._network_size: tuple[int, int] | None = self._fixed_size
-        self._stopping = threading.Event()
-        self._stop_reason: str | None = None
-        self._out: queue.Queue[Any] = queue.Queue(maxsize=max(1, self.config.result_queue))
         self._feed: FrameFeed | None = None
-        self._thread: threading.Thread | None = None
-        self._used = False
-        self._last_report = 0.0
         self._fps_ema: float | None = None
         self._last_result_time: float | None = None
-
-    # ---------------------------------------------------------------- control
-    def stop(self, reason: str = "stopped") -> None:
-        """Ask the run to end (thread- and signal-safe); sinks are finalised normally."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-        self._stopping.set()
-        if self._feed is not None:
-            self._feed.stop()
-
-    @property
-    def stopping(self) -> bool:
-        """True once stop() was called or the run is ending."""
-        return self._stopping.is_set()
 
     @property
     def network_size(self) -> tuple[int, int] | None:
         return self._network_size
 
-    def run(self) -> StreamStats:
-        """Process the whole stream (until it ends, stop() or a signal); returns the stats."""
-        for _ in self.results():
-            pass
-        return self.stats
-
-    # ----------------------------------------------------------------- the run
-    def results(self) -> Iterator[FrameResult]:
-        if self._used:
-            raise RuntimeError("a StreamRunner runs once; create a new one")
-        self._used = True
+    # ------------------------------------------------------- pipeline hooks
+    def _open(self) -> None:
         for sink in self.sinks:
             sink.open()
-        self._warmup()
-        self._feed = self._make_feed()
-        self._feed.start()
-        fps = self._feed.source_info.get("fps") or self.source_options.fps
-        for sink in self.sinks:
-            if isinstance(sink, VideoFileSink) and sink.fps is None:
-                sink.fps = fps or 25.0
-        self.stats.meta = self._describe()
-        self.stats.start()
-        self._last_report = now()
+        self._warmup(self._network_size)
+        self._start_feed()
         log.info("running %s on %s (%s policy, network %s)", self.runner.backend, self.spec.display_name,
                  self.policy, "x".join(map(str, self._network_size)) if self._network_size else "frame size")
-        if self._stopping.is_set():  # stop() arrived while opening
+
+    def _stop_feeds(self) -> None:
+        if self._feed is not None:
             self._feed.stop()
-        self._thread = threading.Thread(target=self._infer_loop, name="fcn-edge-infer", daemon=True)
-        self._thread.start()
-        error: BaseException | None = None
-        try:
-            while True:
-                try:
-                    item = self._out.get(timeout=0.1)
-                except queue.Empty:
-                    self._maybe_report()
-                    if self._stopping.is_set() and not self._thread.is_alive() and self._out.empty():
-                        break
-                    continue
-                if item is _END:
-                    break
-                if isinstance(item, _Failure):
-                    raise item.exc
-                result = self._finish_frame(*item)
-                self._maybe_report()
-                yield result
-                if any(sink.wants_stop for sink in self.sinks):
-                    self.stop("window-closed")
-                if self.config.max_frames is not None and self.stats.frames_processed >= self.config.max_frames:
-                    self.stop("max-frames")
-        except GeneratorExit:
-            self.stop("stopped")
-            raise
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._shutdown(error)
+
+    def _frame_waiting(self) -> bool:
+        return self._feed.has_frame()
+
+    def _submit_next(self, pending: deque) -> bool:
+        feed = self._feed
+        frame = feed.get(timeout=0.05)
+        if frame is None:
+            return not feed.ended
+        start = now()
+        pending.append((frame, self._submit(frame.network_input[None]), start))
+        return True
+
+    def _deliver(self, frame: Frame, handle: Any, start: float) -> bool:
+        result = handle.result()
+        return self._put((frame, result, (now() - start) * 1000.0))
+
+    def _finish(self, item: tuple[Frame, Any, float]) -> FrameResult:
+        return self._finish_frame(*item)
+
+    def _after_yield(self, result: FrameResult) -> None:
+        if any(sink.wants_stop for sink in self.sinks):
+            self.stop("window-closed")
+        if self.config.max_frames is not None and self.stats.frames_processed >= self.config.max_frames:
+            self.stop("max-frames")
+
+    def _raise_if_lost(self) -> None:
         if self._feed.end_reason == "source-lost" and self._stop_reason is None:
             raise self._feed.error or SourceError(f"{self.spec.display_name} was lost")
         if self._feed.end_reason == "error" and self._stop_reason is None:
-            # the capture thread crashed: a run that silently "ended" would exit 0 with half the video
+            # the capture thread crashed: a run that quietly "ended" would exit 0 with half the video
             error = self._feed.error
             if isinstance(error, FcnEdgeError):
                 raise error
@@ -200,20 +156,18 @@ class StreamRunner:
             return io.network_size(self.config.size)
         return None
 
-    def _warmup(self) -> None:
-        if self.config.warmup <= 0 or self._network_size is None:
-            return
-        start = now()
-        self._call_runner(lambda: self.runner.warmup(self._network_size, iterations=self.config.warmup))
-        log.debug("warm-up: %.1f ms", (now() - start) * 1000.0)
+    def _start_feed(self, on_frame: Callable[[], None] | None = None) -> None:
+        """Open the source (a SourceError if it cannot), give video sinks its frame rate, start the stats clock."""
+        self._feed = self._make_feed(on_frame)
+        self._feed.start()
+        fps = self._feed.source_info.get("fps") or self.source_options.fps
+        for sink in self.sinks:
+            if isinstance(sink, VideoFileSink) and sink.fps is None:
+                sink.fps = fps or 25.0
+        self.stats.meta = self._describe()
+        self.stats.start()
 
-    def _call_runner(self, fn: Callable[[], Any]) -> Any:
-        if self.lock is None:
-            return fn()
-        with self.lock:
-            return fn()
-
-    def _make_feed(self) -> FrameFeed:
+    def _make_feed(self, on_frame: Callable[[], None] | None = None) -> FrameFeed:
         live = self.spec.live
         realtime = self.config.realtime and not live
         return FrameFeed(lambda: create_source(self.spec, self.source_options, self.source_id),
@@ -221,7 +175,7 @@ class StreamRunner:
                          queue_size=self.config.queue_size, prepare=self._prepare, on_event=self._event,
                          realtime=realtime, pace_fps=self.source_options.fps if realtime else None,
                          max_frames=self.config.max_frames if self.policy == "every" else None,
-                         name=self.spec.display_name, source_id=self.source_id)
+                         name=self.spec.display_name, source_id=self.source_id, on_frame=on_frame)
 
     def _prepare(self, frame: Frame) -> None:
         """Capture thread: resize (and normalise for raw models) so inference only submits."""
@@ -239,63 +193,7 @@ class StreamRunner:
 
     def _event(self, event: StreamEvent) -> None:
         self.stats.events.append(event.to_dict())
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # noqa: BLE001 - user callbacks must not break the stream
-                log.exception("event callback failed")
-
-    def _infer_loop(self) -> None:
-        feed = self._feed
-        assert feed is not None
-        pending: deque[tuple[Frame, Any, float]] = deque()
-        depth = 1 if self.lock is not None else max(1, int(getattr(self.runner, "max_in_flight", 1)))
-        try:
-            while not self._stopping.is_set():
-                if pending and (len(pending) >= depth or not feed.has_frame()):
-                    if not self._deliver(pending.popleft()):
-                        break
-                    continue
-                frame = feed.get(timeout=0.05)
-                if frame is None:
-                    if feed.ended:
-                        break
-                    continue
-                batch = frame.network_input[None]
-                start = now()
-                if self.lock is not None:
-                    with self.lock:
-                        handle = self.runner.submit(batch)
-                        handle.result()
-                else:
-                    handle = self.runner.submit(batch)
-                pending.append((frame, handle, start))
-            while pending and not self._stopping.is_set():
-                if not self._deliver(pending.popleft()):
-                    break
-            self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self._put(_Failure(exc))
-        finally:
-            for _, handle, _ in pending:  # free the backend's buffer sets
-                try:
-                    handle.result()
-                except Exception:  # noqa: BLE001
-                    pass
-
-    def _deliver(self, item: tuple[Frame, Any, float]) -> bool:
-        frame, handle, start = item
-        result = handle.result()
-        return self._put((frame, result, (now() - start) * 1000.0))
-
-    def _put(self, item: Any) -> bool:
-        while True:
-            try:
-                self._out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                if self._stopping.is_set():
-                    return False
+        notify_event(self.on_event, event)
 
     def _finish_frame(self, frame: Frame, inference, infer_ms: float) -> FrameResult:
         start = now()
@@ -322,16 +220,20 @@ class StreamRunner:
             for sink in self.sinks:
                 sink.write(result, rendered)
             timings["render"] = (now() - render_start) * 1000.0
+        self._sync_feed_stats()
+        self.stats.record(timings)
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    def _sync_feed_stats(self) -> None:
+        """Copy the capture thread's counters into the stats."""
         feed = self._feed
         self.stats.frames_captured = feed.captured
         self.stats.frames_dropped = feed.dropped
         self.stats.reconnects = feed.reconnects
         self.stats.stalls = feed.stalls
         self.stats.frames_bad = feed.bad_frames
-        self.stats.record(timings)
-        if self.on_result is not None:
-            self.on_result(result)
-        return result
 
     def _update_rate(self, t: float) -> None:
         if self._last_result_time is not None:
@@ -346,13 +248,8 @@ class StreamRunner:
         return [f"{fps}  latency {timings['end_to_end']:.0f} ms  infer {timings['inference']:.0f} ms"]
 
     def _maybe_report(self) -> None:
-        interval = self.config.stats_interval
-        if not interval:
+        if not self._report_due():
             return
-        t = now()
-        if t - self._last_report < interval:
-            return
-        self._last_report = t
         if self._feed is not None:
             self.stats.frames_dropped = self._feed.dropped
             self.stats.reconnects = self._feed.reconnects
@@ -362,54 +259,33 @@ class StreamRunner:
             self._event(StreamEvent("stats", line, self.spec.display_name, self.source_id))
 
     def _describe(self) -> dict[str, Any]:
-        try:
-            backend = self.runner.describe()
-        except Exception:  # noqa: BLE001 - description is informative only
-            backend = {"backend": self.runner.backend}
         return {
             "model": str(self.runner.model_path),
-            "backend": backend,
+            "backend": self._backend_description(),
             "source": {**self._feed.source_info, "policy": self.policy} if self._feed else {},
             "network_size": list(self._network_size) if self._network_size else None,
             "sinks": [sink.name for sink in self.sinks],
         }
 
-    def _shutdown(self, error: BaseException | None) -> None:
-        self._stopping.set()
-        if self._feed is not None:
-            self._feed.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-            if self._thread.is_alive():
-                log.warning("the inference thread did not stop within 10 s")
-        self._close_source(error)
-
-    def _close_source(self, error: BaseException | None) -> None:
+    def _close(self, error: BaseException | None) -> None:
         """Stop the feed, finish the stats and close the sinks (also used per source by MultiStreamRunner)."""
         feed = self._feed
         if feed is not None:
             feed.stop()
             feed.join(timeout=2.0)
-            self.stats.frames_captured = feed.captured
-            self.stats.frames_dropped = feed.dropped
-            self.stats.reconnects = feed.reconnects
-            self.stats.stalls = feed.stalls
-            self.stats.frames_bad = feed.bad_frames
+            self._sync_feed_stats()
         reason = self._stop_reason or (feed.end_reason if feed else None) or "end-of-source"
-        if error is not None and not isinstance(error, (KeyboardInterrupt, GeneratorExit)):
+        failure = message = failure_message(error)
+        if failure is not None:
             reason = "error"
-        message = None
-        if error is not None and not isinstance(error, (KeyboardInterrupt, GeneratorExit)):
-            message = f"{type(error).__name__}: {error}"
         elif feed is not None and feed.end_reason in ("source-lost", "error") and self._stop_reason is None:
             message = str(feed.error) if feed.end_reason == "source-lost" else \
                 f"capture failed ({type(feed.error).__name__}: {feed.error})"
         self.stats.finish(reason, message)
-        abort = error is not None and not isinstance(error, (KeyboardInterrupt, GeneratorExit))
         close_error: BaseException | None = None
         for sink in self.sinks:
             try:
-                sink.close(abort=abort)
+                sink.close(abort=failure is not None)
             except BaseException as exc:  # noqa: BLE001 - close every sink, report the first failure
                 close_error = close_error or exc
         self.stats.frames_written = max((sink.written for sink in self.sinks), default=0)

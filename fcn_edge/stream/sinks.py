@@ -27,7 +27,7 @@ import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.fileio import atomic_path, atomic_write_bytes, check_writable_destination
-from fcn_edge.lazy import require
+from fcn_edge.lazy import opencv
 from fcn_edge.stream.frames import FrameResult
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class DisplaySink(Sink):
         return "display"
 
     def open(self) -> None:
-        cv2 = require("cv2", purpose="to show a window")
+        cv2 = opencv()
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise SinkError("cannot open a window: no display (DISPLAY is not set); use --sink none or a file "
                             "(e.g. --sink out.mp4), or run where a screen is attached")
@@ -114,7 +114,7 @@ class DisplaySink(Sink):
         self._open = True
 
     def write(self, result: FrameResult, rendered: np.ndarray | None) -> None:
-        cv2 = require("cv2")
+        cv2 = opencv()
         if not self._open:
             self.open()
         cv2.imshow(self.title, rendered if rendered is not None else result.image)
@@ -130,7 +130,7 @@ class DisplaySink(Sink):
 
     def close(self, *, abort: bool = False) -> None:
         if self._open:
-            cv2 = require("cv2")
+            cv2 = opencv()
             with contextlib.suppress(Exception):
                 cv2.destroyWindow(self.title)
                 cv2.waitKey(1)
@@ -162,7 +162,7 @@ class VideoFileSink(Sink):
         check_writable_destination(self.path)
 
     def _start(self, image: np.ndarray) -> None:
-        cv2 = require("cv2", purpose="to write video files")
+        cv2 = opencv()
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(self.path))
         height, width = image.shape[:2]
@@ -180,7 +180,7 @@ class VideoFileSink(Sink):
         if self._writer is None:
             self._start(image)
         if (image.shape[1], image.shape[0]) != self._size:
-            cv2 = require("cv2")
+            cv2 = opencv()
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(np.ascontiguousarray(image))
         self._written = self.written + 1
@@ -218,7 +218,7 @@ class _Discard(Exception):
 
 
 def _verify_video(path: Path | None, expected: int) -> str | None:
-    cv2 = require("cv2")
+    cv2 = opencv()
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
@@ -254,7 +254,7 @@ class ImageFolderSink(Sink):
         check_writable_destination(self.folder / f"probe{self.extension}")
 
     def write(self, result: FrameResult, rendered: np.ndarray | None) -> None:
-        cv2 = require("cv2", purpose="to write images")
+        cv2 = opencv()
         stem = result.frame.name or f"{result.index:06d}"
         if result.frame.source_id:
             stem = f"src{result.frame.source_id}_{stem}"

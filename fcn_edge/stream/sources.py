@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from fcn_edge.errors import SourceError
-from fcn_edge.lazy import require
+from fcn_edge.lazy import opencv as cv2_module  # the name used here and in mjpeg.py
 from fcn_edge.stream.frames import Frame, now
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ FLIPS = {"h": 1, "horizontal": 1, "v": 0, "vertical": 0, "both": -1, "hv": -1}
 ROTATIONS = (0, 90, 180, 270)
 SOURCE_HELP = ("a camera index (0), /dev/videoN, v4l2:///dev/videoN, csi://N, rtsp://..., http(s)://..., "
                "gst:PIPELINE, a video or image file, a folder, or a glob such as 'frames/*.png'")
-
-
-def cv2_module():
-    return require("cv2", purpose="to read cameras, videos and images")
 
 
 @dataclass(frozen=True)

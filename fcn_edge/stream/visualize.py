@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.lazy import require
+from fcn_edge.lazy import opencv
 from fcn_edge.modelinfo import ModelInfo
 
 VIEW_MODES = ("overlay", "mask", "side-by-side", "frame")
@@ -56,7 +56,7 @@ class Visualizer:
         return self.lut[index]
 
     def overlay(self, frame: np.ndarray, labels: np.ndarray, alpha: float | None = None) -> np.ndarray:
-        cv2 = require("cv2", purpose="to draw results")
+        cv2 = opencv()
         alpha = self.options.alpha if alpha is None else alpha
         colour = self.colorize(labels)
         blended = cv2.addWeighted(frame, 1.0 - alpha, colour, alpha, 0.0)
@@ -84,7 +84,7 @@ class Visualizer:
 
     def draw_legend(self, image: np.ndarray, labels: np.ndarray, max_entries: int = 12) -> None:
         """Colour swatch and name of each class present, largest first, in the top-right corner."""
-        cv2 = require("cv2", purpose="to draw results")
+        cv2 = opencv()
         counts = np.bincount(labels.ravel().astype(np.int64), minlength=self.info.num_classes)
         present = [int(c) for c in np.argsort(-counts) if counts[c] > 0][:max_entries]
         if not present:
@@ -107,7 +107,7 @@ class Visualizer:
 
 def draw_text(image: np.ndarray, lines: Sequence[str], origin: tuple[int, int] = (6, 6)) -> None:
     """White text on a darkened band, top-left: readable on any background."""
-    cv2 = require("cv2", purpose="to draw results")
+    cv2 = opencv()
     scale, thickness, row = 0.5, 1, 18
     width = max(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for line in lines) + 10
     x0, y0 = origin

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from fcn_edge import cliargs
+
 HELP = "train or fine-tune FCN-32s/16s/8s (paper or modern recipe; CPU, CUDA, multi-GPU via torchrun)"
 EPILOG = """\
 examples:
@@ -32,19 +34,10 @@ Ctrl-C saves a resumable last.pt; --batch-size is per process under torchrun.
 """
 
 
-def _size(text: str):
-    from fcn_edge.modelinfo import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _crop(text: str):
     if text.lower() in ("none", "full", "0"):
         return "none"
-    return _size(text)
+    return cliargs.size(text)
 
 
 def _range(text: str):
@@ -98,7 +91,7 @@ def register(subparsers) -> None:
     g.add_argument("--resume", metavar="LAST.pt", help="continue an interrupted run from its last.pt")
     g.add_argument("--preprocessing", choices=("imagenet", "caffe"),
                    help="input normalisation (default: what the initial weights expect)")
-    g.add_argument("--deploy-size", type=_size, metavar="HxW",
+    g.add_argument("--deploy-size", type=cliargs.size, metavar="HxW",
                    help="input size stored in the model for export/run (default: the crop size)")
     g = p.add_argument_group("recipe")
     g.add_argument("--recipe", choices=("modern", "paper"), help="defaults for everything below (default modern)")

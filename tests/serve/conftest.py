@@ -7,14 +7,12 @@ glibc 2.35).  One server per test module keeps the added time to a few seconds.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -123,15 +121,3 @@ def triton_server(serve_onnx):
     yield server
     if server.process.poll() is None:
         server.stop()
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"

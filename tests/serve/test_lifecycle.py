@@ -16,8 +16,8 @@ from fcn_edge.runtime import IOSpec, TensorSpec
 from fcn_edge.serve.environment import (ServeError, check_port_free, diagnose_server_failure, free_port,
                                         interpreter_libpython, prepare_stub_environment, resolve_libpython)
 from fcn_edge.serve.model_config import plan_repo_batching, plan_serve_batching
-from fcn_edge.serve.server import BatchInferer, default_model_name, to_dtype
-from tests.serve.conftest import process_alive, require_serve_packages
+from fcn_edge.serve.server import BatchInferer, default_model_name, process_alive, to_dtype
+from tests.serve.conftest import require_serve_packages
 
 
 def _io(batch, max_batch=None):

@@ -18,8 +18,9 @@ from fcn_edge.api import Segmenter
 from fcn_edge.modelinfo import ModelInfo
 from fcn_edge.runtime import open_runner
 from fcn_edge.runtime.triton_backend import parse_statistics
+from fcn_edge.serve.server import process_alive
 from tests.onnx_models import write_video
-from tests.serve.conftest import MAX_BATCH, process_alive
+from tests.serve.conftest import MAX_BATCH
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

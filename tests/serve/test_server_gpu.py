@@ -13,7 +13,8 @@ import threading
 import numpy as np
 import pytest
 
-from tests.serve.conftest import MAX_BATCH, process_alive, require_serve_packages
+from fcn_edge.serve.server import process_alive
+from tests.serve.conftest import MAX_BATCH, require_serve_packages
 
 pytestmark = [pytest.mark.tensorrt, pytest.mark.gpu]
 

@@ -135,6 +135,32 @@ def test_backend_failure_discards_the_partial_video(onnx_runner, tmp_path):
     assert not list(tmp_path.glob(".fcn-edge-tmp-*"))
 
 
+class RecordingSink(CallbackSink):
+    """Test double: a callback sink that records how it was opened and closed."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda result, rendered: None)
+        self.calls: list[str] = []
+
+    def open(self) -> None:
+        self.calls.append("open")
+
+    def close(self, *, abort: bool = False) -> None:
+        self.calls.append(f"close(abort={abort})")
+
+
+def test_a_source_that_cannot_open_closes_the_sinks_already_opened(onnx_runner, tmp_path):
+    """As with several sources: a window or stream server opened before the source is not left behind."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    sink = RecordingSink()
+    stream = StreamRunner(onnx_runner, str(broken), sinks=[sink], config=RunConfig(warmup=0))
+    with pytest.raises(SourceError):
+        stream.run()
+    assert sink.calls == ["open", "close(abort=True)"]
+    assert stream.stats.stop_reason == "error" and stream.stats.started_at is None
+
+
 def test_labels_folder_and_callbacks(onnx_runner, tmp_path):
     write_images(tmp_path / "in", 3, size=(100, 140))
     seen = []

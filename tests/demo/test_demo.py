@@ -1,0 +1,45 @@
+"""fcn-edge demo end to end on a short run: every stage, the report, reuse, and --fresh's safety."""
+
+from __future__ import annotations
+
+import json
+
+from ..conftest import assert_one_line_error
+
+
+def test_demo_runs_every_stage_and_reuses_on_second_run(run_cli, tmp_path):
+    work = tmp_path / "demo"
+    first = run_cli("demo", "--workdir", work, "--iterations", "60", "--video-frames", "12", "--threads", "2",
+                    timeout=900, check=True)
+    summary = json.loads((work / "report" / "summary.json").read_text())
+    names = [v["name"] for v in summary["variants"]]
+    assert names[:4] == ["PyTorch FP32", "ONNX FP32", "ONNX INT8", "ONNX INT8 (CPU layout)"]
+    for variant in summary["variants"]:
+        assert 0.0 <= variant["metrics"]["mean_iu"] <= 1.0
+        assert variant["latency_ms"]["p50"] > 0 and variant["fps"] > 0
+        assert variant["stream"]["frames"]["processed"] == 12
+    assert summary["variants"][1]["agreement"] > 0.99  # ONNX FP32 is the same model as PyTorch FP32
+    assert summary["variants"][2]["agreement"] > 0.9
+    if not any(v["backend"] == "tensorrt" for v in summary["variants"]):
+        assert {s["name"] for s in summary["skipped"]} == {"TensorRT FP16", "TensorRT INT8"}
+        assert all("TensorRT" in s["reason"] or "GPU" in s["reason"] for s in summary["skipped"])
+    report = (work / "report" / "report.md").read_text()
+    assert "| ONNX INT8 | onnxruntime | int8 |" in report
+    assert (work / "report" / "report.html").stat().st_size > 10_000
+    assert len(summary["overlays"]) == 3 and (work / "report" / summary["overlays"][0]).is_file()
+    assert (work / "report" / "stream_onnx_int8.mp4").stat().st_size > 0
+    assert "starting from nothing" in first.stdout
+
+    checkpoint = (work / "train" / "best.pt").stat().st_mtime_ns
+    second = run_cli("demo", "--workdir", work, "--iterations", "60", "--video-frames", "12", timeout=900, check=True)
+    assert "reusing what is already built" in second.stdout
+    steps = {s["name"]: s["reused"] for s in json.loads((work / "report" / "summary.json").read_text())["steps"]}
+    assert steps["synthetic data"] and steps["train FCN-8s"] and steps["export ONNX"] and steps["calibrate INT8"]
+    assert (work / "train" / "best.pt").stat().st_mtime_ns == checkpoint
+
+
+def test_fresh_refuses_to_delete_a_folder_the_demo_did_not_make(run_cli, tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    done = run_cli("demo", "--workdir", tmp_path, "--fresh")
+    assert_one_line_error(done, "precious.txt")
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
