@@ -21,6 +21,7 @@ defaults (21 classes, BGR, Caffe mean, no std).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,13 +99,14 @@ def load_checkpoint(path: str | os.PathLike, *, info: ModelInfo | None = None,
     ``overrides`` replace fields of the stored description (e.g. ``{"geometry": ...}``).
     Any problem is an :class:`ArtifactError` naming the file and what is wrong.
     """
+    path = require_file(path, "checkpoint", ArtifactError)  # before importing torch: a missing file fails at once
     torch = require("torch", purpose="to read .pt checkpoints")
-    path = require_file(path, "checkpoint", ArtifactError)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt/truncated/pickled-code files all land here
-        raise ArtifactError(f"checkpoint {path} cannot be read ({_describe_load_failure(exc)}); "
-                            "it is truncated, corrupt, not a PyTorch file, or holds code rather than weights") from exc
+        raise ArtifactError(f"checkpoint {path} cannot be read: {describe_load_failure(exc, path)}") from exc
 
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         version = payload.get("format_version")
@@ -185,12 +187,37 @@ def _check_consistency(ckpt: Checkpoint) -> None:
                             f"weights have {int(score.shape[0])}")
 
 
-def _describe_load_failure(exc: BaseException) -> str:
+def describe_load_failure(exc: BaseException, path: Path) -> str:
+    """What is wrong with a file torch.load(weights_only=True) refused, told apart by its first bytes.
+
+    PyTorch's own message says "Weights only load failed" for random bytes as much as for
+    a pickle that calls ``os.system``; a user needs to know which of the two it is.
+    """
+    import re
+
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError:
+        magic = b""
     text = str(exc)
-    if "Weights only load failed" in text or "weights_only" in text:
-        return "it contains pickled objects other than weights, which are refused for safety"
+    is_zip, is_pickle = magic.startswith(b"PK"), magic[:1] == b"\x80"
+    if not (is_zip or is_pickle):
+        return ("it is not a PyTorch file (neither the zip archive of torch.save nor a pickle): "
+                "it is corrupt or another format; give the .pt written by fcn-edge train or torch.save")
+    refused = "Weights only load failed" in text or "weights_only" in text
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if refused and found:
+        return (f"it refers to {found.group(1)}, which is code rather than weights; such files are refused "
+                "for safety (nothing from it was run); load only checkpoints from people you trust")
+    if is_zip and not refused:
+        return ("it is truncated or corrupt (the zip archive of torch.save is incomplete); copy it again or "
+                "use another checkpoint")
+    if refused:
+        return ("it holds pickled objects other than tensors and plain data (or is corrupt), which are refused "
+                "for safety (nothing from it was run)")
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(exc).__name__
+    return (lines[0][:200] if lines else type(exc).__name__) + "; it is truncated or corrupt"
 
 
 def _summarise_load_error(exc: RuntimeError) -> str:

@@ -4,6 +4,16 @@ A crash, a kill -9 or a full disk while writing a checkpoint, ONNX file or engin
 never leave a half-written file under the final name nor destroy the previous one.  So
 everything is written to a temporary file in the destination folder, flushed and
 fsynced, then renamed over the target (rename is atomic within one filesystem).
+
+Temporary files are named ``.fcn-edge-tmp-<pid>-<random><suffix>``.  A process that
+dies between creating one and renaming it (kill -9, power loss) leaves it behind; it
+is never mistaken for the artifact (the final name is untouched), and the next atomic
+write into the same folder removes it (:func:`remove_stale_temporaries`) once it is
+*stale*: its writer's process id is no longer running on this machine and the file
+has not changed for :data:`STALE_DEAD_WRITER_S` seconds, or, whatever the process id
+says (a folder shared with another machine), it has not changed for
+:data:`STALE_ANY_S` seconds.  A live writer keeps touching its file, so it is never
+removed under it.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -19,6 +30,15 @@ from typing import IO, Callable, Iterator
 from fcn_edge.errors import FcnEdgeError
 
 _TMP_PREFIX = ".fcn-edge-tmp-"
+TMP_PREFIX = _TMP_PREFIX
+# A temporary file whose writer (the pid in its name) is gone and that has not changed for
+# this long is left over from a killed process.
+STALE_DEAD_WRITER_S = 60.0
+# Any temporary file untouched for this long is stale, whoever wrote it (shared folders).
+STALE_ANY_S = 3600.0
+# Below this much free space a failed write is reported as a full disk: writers that do not
+# raise OSError (torch.save raises RuntimeError "file write failed") still get the right sentence.
+_DISK_FULL_BYTES = 1 << 20
 
 
 def check_writable_destination(path: str | os.PathLike) -> Path:
@@ -45,12 +65,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     existing ``path`` is left untouched.
     """
     final = check_writable_destination(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=final.suffix, dir=final.parent)
+    remove_stale_temporaries(final.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", suffix=final.suffix, dir=final.parent)
+    except OSError as exc:  # no inode / no space / read-only filesystem
+        raise _os_error_to_user(exc, final) from exc
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates 0600; artifacts get the usual 0666 & ~umask like any new file.
-    os.chmod(tmp, 0o666 & ~_current_umask())
     try:
+        # mkstemp creates 0600; artifacts get the usual 0666 & ~umask like any new file.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, final)
@@ -58,6 +82,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _os_error_to_user(exc, final) from exc
+    except FcnEdgeError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        if _disk_full(final.parent):
+            raise FcnEdgeError(_no_space_message(final)) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -117,6 +149,146 @@ def require_file(path: str | os.PathLike, what: str = "file",
     return path
 
 
+def is_temporary_name(name: str) -> bool:
+    """True for the names :func:`atomic_path` gives its temporary files."""
+    return name.startswith(_TMP_PREFIX)
+
+
+def _writer_pid(name: str) -> int | None:
+    """The process id in ``.fcn-edge-tmp-<pid>-...`` (None for older or other temporary names)."""
+    head = name[len(_TMP_PREFIX):].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or we cannot tell: keep the file)
+    return True
+
+
+def stale_temporaries(folder: str | os.PathLike, *, now: float | None = None) -> list[Path]:
+    """Temporary files in ``folder`` left behind by interrupted writes (see the module docstring)."""
+    import time
+
+    folder = Path(folder)
+    current = time.time() if now is None else now
+    stale = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        if not is_temporary_name(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = current - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        pid = _writer_pid(entry.name)
+        dead_writer = pid is not None and pid != os.getpid() and not _process_running(pid)
+        if age >= STALE_ANY_S or (dead_writer and age >= STALE_DEAD_WRITER_S):
+            stale.append(Path(entry.path))
+    return stale
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete :func:`stale_temporaries` of ``folder``; returns what was removed (best effort, never raises)."""
+    import logging
+
+    removed = []
+    for path in stale_temporaries(folder):
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    if removed:
+        logging.getLogger("fcn_edge").info("removed %d temporary file(s) left in %s by an interrupted write",
+                                           len(removed), folder)
+    return removed
+
+
+SCRATCH_PREFIX = "fcn-edge-"
+_SCRATCH_NAME = re.compile(r"fcn-edge-[a-z0-9]+-(\d+)-")
+
+
+def make_scratch_dir(kind: str, folder: str | os.PathLike | None = None) -> Path:
+    """A private working folder ``fcn-edge-<kind>-<pid>-XXXX`` in ``folder`` (default: the system's temp folder).
+
+    Calibration and engine builds keep copies of the model there (hundreds of MB at full
+    size).  A run killed with -9 cannot delete its own, so each new one first removes
+    those whose writer is no longer running and that have not changed for
+    :data:`STALE_DEAD_WRITER_S` seconds (only folders of this user, never links).
+    """
+    remove_stale_scratch(folder)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-", dir=folder))
+
+
+@contextlib.contextmanager
+def scratch_directory(kind: str, folder: str | os.PathLike | None = None) -> Iterator[Path]:
+    """:func:`make_scratch_dir`, removed with everything in it when the block ends."""
+    import shutil
+
+    path = make_scratch_dir(kind, folder)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_scratch(folder: str | os.PathLike | None = None, *, now: float | None = None) -> list[Path]:
+    """Delete scratch folders of dead fcn-edge processes (see :func:`make_scratch_dir`); best effort."""
+    import shutil
+    import time
+
+    folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    current = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _SCRATCH_NAME.match(entry.name)
+        if not match:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _process_running(pid) or current - info.st_mtime < STALE_DEAD_WRITER_S:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    if removed:
+        import logging
+
+        logging.getLogger("fcn_edge").info("removed %d working folder(s) of interrupted fcn-edge runs in %s",
+                                           len(removed), folder)
+    return removed
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return stats.f_bavail * stats.f_frsize < _DISK_FULL_BYTES
+
+
+def _no_space_message(final: Path) -> str:
+    return f"no space left on the device while writing {final}; the previous file (if any) is intact"
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -138,8 +310,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _os_error_to_user(exc: OSError, final: Path) -> FcnEdgeError:
-    if exc.errno == errno.ENOSPC:
-        return FcnEdgeError(f"no space left on the device while writing {final}; the previous file (if any) is intact")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FcnEdgeError(_no_space_message(final))
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return FcnEdgeError(f"permission denied while writing {final}: {exc.strerror}")
     return FcnEdgeError(f"could not write {final}: {exc.strerror or exc}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -18,6 +20,10 @@ from fcn_edge.errors import ArtifactError
 ARCHITECTURES = ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce")
 GEOMETRIES = ("paper", "aligned")
 CHANNEL_ORDERS = ("BGR", "RGB")
+# Bounds on what a description read from a file may claim: generous for any real model, small
+# enough that a hostile or corrupt one cannot make a reader build gigabyte class lists.
+MAX_CLASSES = 65536
+MAX_SIDE = 65536
 
 # Mean of the Caffe-converted VGG16/FCN weights, in BGR order, 0-255 pixel scale.
 CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
@@ -76,6 +82,8 @@ class Preprocessing:
             raise ArtifactError("preprocessing mean and std need three values (one per channel)")
         if any(s == 0 for s in self.std) or self.scale == 0:
             raise ArtifactError("preprocessing std and scale must be non-zero")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std, self.scale)):
+            raise ArtifactError("preprocessing mean, std and scale must be finite numbers")
 
     @classmethod
     def caffe(cls) -> "Preprocessing":
@@ -99,8 +107,17 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        if not isinstance(data, dict):
+            raise ArtifactError("preprocessing is not a mapping")
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("mean", "std"):
+            if key in kwargs and (isinstance(kwargs[key], (str, bytes)) or not isinstance(kwargs[key], (list, tuple))):
+                raise ArtifactError(f"preprocessing {key} must be three numbers")
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ArtifactError(f"invalid preprocessing: {exc}") from exc
 
 
 @dataclass
@@ -122,10 +139,19 @@ class ModelInfo:
             raise ArtifactError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
         if self.geometry not in GEOMETRIES:
             raise ArtifactError(f"unknown geometry {self.geometry!r}; expected paper or aligned")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, numbers.Real) or \
+                int(self.num_classes) != self.num_classes:
+            raise ArtifactError(f"num_classes must be a whole number, got {self.num_classes!r}")
         self.num_classes = int(self.num_classes)
-        if self.num_classes < 1:
-            raise ArtifactError(f"num_classes must be at least 1, got {self.num_classes}")
+        if not 1 <= self.num_classes <= MAX_CLASSES:
+            raise ArtifactError(f"num_classes must be 1 to {MAX_CLASSES}, got {self.num_classes}")
         self.width = float(self.width)
+        if not (0 < self.width <= 64):
+            raise ArtifactError(f"width must be a positive multiplier (e.g. 1 or 0.125), got {self.width}")
+        if isinstance(self.class_names, (str, bytes)) or not isinstance(self.class_names, (list, tuple)):
+            raise ArtifactError("class_names must be a list of names")
+        if isinstance(self.palette, (str, bytes)) or not isinstance(self.palette, (list, tuple)):
+            raise ArtifactError("palette must be a list of [R, G, B] colours")
         if not self.class_names:
             self.class_names = default_class_names(self.num_classes)
         if len(self.class_names) != self.num_classes:
@@ -136,10 +162,20 @@ class ModelInfo:
         self.palette = [tuple(int(c) for c in colour) for colour in self.palette[: self.num_classes]]  # type: ignore[misc]
         if len(self.palette) < self.num_classes:
             raise ArtifactError(f"palette has {len(self.palette)} colours for {self.num_classes} classes")
+        if any(len(colour) != 3 or not all(0 <= c <= 255 for c in colour) for colour in self.palette):
+            raise ArtifactError("palette colours must be three values 0-255 (R, G, B)")
         if isinstance(self.preprocessing, dict):
             self.preprocessing = Preprocessing.from_dict(self.preprocessing)
+        if not isinstance(self.preprocessing, Preprocessing):
+            raise ArtifactError("preprocessing must be a mapping (model_channel_order, mean, std, ...)")
         if self.input_size is not None:
+            if isinstance(self.input_size, (str, bytes)) or len(self.input_size) != 2:
+                raise ArtifactError(f"input_size must be [H, W], got {self.input_size!r}")
             self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+            if not all(1 <= v <= MAX_SIDE for v in self.input_size):
+                raise ArtifactError(f"input_size must be two sides of 1 to {MAX_SIDE} pixels, got {self.input_size}")
+        if isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, numbers.Integral):
+            raise ArtifactError(f"ignore_index must be a whole number, got {self.ignore_index!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,11 +196,11 @@ class ModelInfo:
             raise ArtifactError("model description is not a mapping")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        if isinstance(kwargs.get("preprocessing"), dict):
-            kwargs["preprocessing"] = Preprocessing.from_dict(kwargs["preprocessing"])
         try:
+            if isinstance(kwargs.get("preprocessing"), dict):
+                kwargs["preprocessing"] = Preprocessing.from_dict(kwargs["preprocessing"])
             return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError) as exc:
             raise ArtifactError(f"invalid model description: {exc}") from exc
 
     def to_json(self) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ import numpy as np
 from fcn_edge.calib.config import (FEW_IMAGES, MIN_QDQ_OPSET, QUANTIZED_OP_TYPES, CalibrationConfig,
                                    default_output_path, sidecar_paths)
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.fileio import atomic_path, atomic_write_text, check_writable_destination, require_file, sha256_file
+from fcn_edge.fileio import (atomic_path, atomic_write_text, check_writable_destination, require_file, scratch_directory,
+                             sha256_file)
 from fcn_edge.lazy import require
 
 log = logging.getLogger("fcn_edge.calib")
@@ -162,8 +162,7 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
     require("onnxruntime.quantization", purpose="to calibrate ONNX models")
     from fcn_edge.calib import graph as G
 
-    with tempfile.TemporaryDirectory(prefix="fcn-edge-calibrate-", dir=scratch) as tmp_name:
-        tmp = Path(tmp_name)
+    with scratch_directory("calibrate", scratch) as tmp:
         # ---------------------------------------------------------------- 1. prepare the FP32 graph
         try:
             model = onnx.load(str(source))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,14 @@ from fcn_edge.engine.dla import dla_precheck, unpad_deconvolutions
 from fcn_edge.engine.environment import BuildEnvironment, detect_build_environment, import_tensorrt
 from fcn_edge.engine.fp16 import convert_to_fp16
 from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, probe_gpu
-from fcn_edge.engine.onnx_info import OnnxFacts, facts_from_model, load_onnx
+from fcn_edge.engine.onnx_info import OnnxFacts, check_segmentation_graph, facts_from_model, load_onnx
 from fcn_edge.engine.options import BuildOptions
 from fcn_edge.engine.plan import (TRANSFORM_CALIBRATE, TRANSFORM_FP16, TRANSFORM_UNPAD_DECONV, BuildPlan, BuildRefused,
                                   resolve_build_plan)
 from fcn_edge.engine.sidecar import copy_engine_pair, make_sidecar, sidecar_path_for, write_engine_and_sidecar
 from fcn_edge.engine.versions import TrtVersion, parse_trt_version
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.fileio import atomic_write_bytes, require_file, sha256_file
+from fcn_edge.fileio import atomic_write_bytes, require_file, scratch_directory, sha256_file
 from fcn_edge.lazy import require
 
 log = logging.getLogger("fcn_edge.engine")
@@ -99,17 +98,24 @@ def run_build(request: BuildRequest, *, emit: Callable[[str], None] = print,
               environment: Callable[[], BuildEnvironment] = detect_build_environment) -> BuildOutcome:
     """Do the whole build-engine job (see the module docstring)."""
     onnx_path = require_file(request.onnx, "ONNX model", ArtifactError)
+    if request.output is not None and not request.dry_run:
+        # before minutes of checks and building (and before saying TensorRT is missing): -o must be writable
+        from fcn_edge.fileio import check_writable_destination
+
+        check_writable_destination(request.output)
+        check_writable_destination(sidecar_path_for(request.output))
+    if request.trt_version and not request.dry_run:
+        raise FcnEdgeError("--trt-version only plans (--dry-run); a real build uses the TensorRT installed here")
+    # the ONNX first: a corrupt or foreign file is the error to report, wherever TensorRT is missing
+    model = load_onnx(onnx_path, load_weights=False)
+    facts = facts_from_model(model, onnx_path, sha256_file(onnx_path))
+    check_segmentation_graph(facts)
     env: BuildEnvironment | None = None
     if request.dry_run:
         trt_version, gpu = _dry_run_target(request)
     else:
-        if request.trt_version:
-            raise FcnEdgeError("--trt-version only plans (--dry-run); a real build uses the TensorRT installed here")
         env = environment()
         trt_version, gpu = env.trt_version, env.gpu
-
-    model = load_onnx(onnx_path, load_weights=False)
-    facts = facts_from_model(model, onnx_path, sha256_file(onnx_path))
     options = request.options
 
     calib_algorithm = None
@@ -128,8 +134,8 @@ def run_build(request: BuildRequest, *, emit: Callable[[str], None] = print,
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
 
-    with tempfile.TemporaryDirectory(prefix="fcn-edge-build-") as scratch:
-        variant_path, dla_warnings = _prepare_variant(plan, onnx_path, facts, Path(scratch), emit,
+    with scratch_directory("build") as scratch:
+        variant_path, dla_warnings = _prepare_variant(plan, onnx_path, facts, scratch, emit,
                                                       dry_run=request.dry_run)
         for warning in dla_warnings:
             log.warning("warning: %s", warning)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fcn_edge.errors import ArtifactError
-from fcn_edge.export.metadata import parse_metadata_props
+from fcn_edge.export.metadata import check_onnx_file_external_data, parse_metadata_props
 from fcn_edge.export.protowire import ELEM_TYPES
 from fcn_edge.fileio import require_file, sha256_file
 from fcn_edge.lazy import require
@@ -137,10 +137,36 @@ def facts_from_model(model: Any, path: Path, sha256: str) -> OnnxFacts:
     )
 
 
+def check_segmentation_graph(facts: OnnxFacts) -> None:
+    """Refuse a graph no fcn-edge runtime could run, before planning or building an engine for it.
+
+    fcn-edge runs models with one image input (``N,H,W,3`` frames or ``N,3,H,W``); an ONNX
+    without an fcn-edge description is built from its graph alone, so that much must hold.
+    An ONNX *with* a description must have the inputs and outputs it names: a description
+    copied onto another graph would give the engine's sidecar wrong classes and I/O.
+    """
+    path = facts.path
+    ins = ", ".join(f"'{t.name}' {t.dtype} {list(t.shape)}" for t in facts.inputs) or "none"
+    if len(facts.inputs) != 1 or len(facts.inputs[0].shape) != 4 or not facts.outputs:
+        raise ArtifactError(f"{path} is not an image segmentation model fcn-edge can run (inputs: {ins}; outputs: "
+                            f"{', '.join(repr(t.name) for t in facts.outputs) or 'none'}): fcn-edge builds engines for "
+                            "models with one 4-D image input; make one with fcn-edge export")
+    described_input = facts.export_info.get("input")
+    described_outputs = facts.export_info.get("outputs")
+    actual_outputs = [t.name for t in facts.outputs]
+    if described_input is not None and (described_input != facts.inputs[0].name
+                                        or list(described_outputs or []) != actual_outputs):
+        raise ArtifactError(f"{path}'s fcn-edge description names input '{described_input}' and outputs "
+                            f"{list(described_outputs or [])} but the graph has {ins} and outputs {actual_outputs}: "
+                            "the description does not belong to this graph; re-export it with fcn-edge export")
+
+
 def load_onnx(path: "str | Path", *, load_weights: bool = True) -> Any:
     """onnx.load with our errors: a missing, empty or corrupt file is one sentence."""
     onnx = require("onnx", purpose="to read .onnx models")
     path = require_file(path, "ONNX model", ArtifactError)
+    # TensorRT's parser reads the external data itself later: its locations are checked now either way.
+    check_onnx_file_external_data(path)
     try:
         return onnx.load(str(path), load_external_data=load_weights)
     except Exception as exc:  # noqa: BLE001 - protobuf raises many kinds

@@ -108,6 +108,8 @@ def validate_profile(data: dict[str, Any], path: Path) -> dict[str, Any]:
         if key == "description":
             if not isinstance(value, str):
                 raise ProfileError(f"{path}: description must be a string")
+            if "\x00" in value:
+                raise ProfileError(f"{path}: description holds a NUL character")
             continue
         kind, choices = OPTION_TYPES[key]
         if kind is bool and not isinstance(value, bool):
@@ -116,6 +118,8 @@ def validate_profile(data: dict[str, Any], path: Path) -> dict[str, Any]:
             raise ProfileError(f"{path}: {key} = {value!r} must be an integer")
         if kind is str and not isinstance(value, str):
             raise ProfileError(f"{path}: {key} = {value!r} must be a string (in quotes)")
+        if isinstance(value, str) and "\x00" in value:
+            raise ProfileError(f"{path}: {key} holds a NUL character")
         if choices and value not in choices:
             raise ProfileError(f"{path}: {key} = {value!r} is not one of {', '.join(choices)}")
         if key == "workspace_mib" and value < 1:
@@ -128,7 +132,10 @@ def validate_profile(data: dict[str, Any], path: Path) -> dict[str, Any]:
             except FcnEdgeError as exc:
                 raise ProfileError(f"{path}: {exc}") from exc
         if key in PATH_OPTIONS and value and not Path(value).is_absolute():
-            value = str((path.parent / value).resolve())
+            try:
+                value = str((path.parent / value).resolve())
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise ProfileError(f"{path}: {key} = {value!r} is not a usable path ({exc})") from None
         values[key] = value
     try:
         BuildOptions(**values)  # cross-field rules (all three shapes, lean runtime needs VC, ...)

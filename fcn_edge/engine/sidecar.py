@@ -188,7 +188,51 @@ def parse_sidecar(data: Any, path: Path | None = None) -> EngineSidecar:
         parse_compute_capability(data["gpu"]["compute_capability"])
     except (FcnEdgeError, ValueError, TypeError) as exc:
         raise ArtifactError(f"{where} has a malformed TensorRT version or compute capability ({exc})") from exc
-    return EngineSidecar(data, path)
+    problem = _schema_problem(data)
+    if problem:
+        raise ArtifactError(f"{where}: {problem}; rebuild the engine with fcn-edge build-engine")
+    sidecar = EngineSidecar(data, path)
+    try:  # every typed accessor the loaders use must work on a sidecar that parsed
+        sidecar.gpu, sidecar.trt_version, sidecar.dla_core, sidecar.engine_size, sidecar.describe()
+    except (FcnEdgeError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise ArtifactError(f"{where} has a malformed entry ({exc}); rebuild the engine with fcn-edge build-engine") from exc
+    return sidecar
+
+
+def _schema_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a sidecar's entries (None when nothing is)."""
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    engine, trt, gpu = data["engine"], data["tensorrt"], data["gpu"]
+    if not isinstance(engine["file"], str) or not isinstance(engine["sha256"], str):
+        return "engine.file and engine.sha256 must be text"
+    if not is_int(engine["size_bytes"]) or engine["size_bytes"] < 0:
+        return f"engine.size_bytes must be a byte count, not {engine['size_bytes']!r}"
+    for key in ("version_compatible", "exclude_lean_runtime"):
+        if key in trt and not isinstance(trt[key], bool):
+            return f"tensorrt.{key} must be true or false"
+    if trt.get("hardware_compatibility", "none") not in ("none", "ampere+"):
+        return f"tensorrt.hardware_compatibility {trt.get('hardware_compatibility')!r} is not none or ampere+"
+    if not isinstance(gpu["name"], str):
+        return "gpu.name must be text"
+    if not isinstance(gpu.get("integrated", False), bool) or not is_int(gpu.get("index", 0) or 0):
+        return "gpu.integrated must be true or false and gpu.index a number"
+    dla = data.get("dla")
+    if dla is not None and (not isinstance(dla, dict) or not (dla.get("core") is None or
+                                                              (is_int(dla["core"]) and dla["core"] >= 0))):
+        return "dla.core must be null or a DLA core number"
+    if not isinstance(data["precision"], str):
+        return "precision must be text"
+    io = data["io"]
+    for key in ("inputs", "outputs"):
+        if not isinstance(io[key], list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str)
+                                                    for t in io[key]):
+            return f"io.{key} must be a list of tensors with names"
+    for key in ("model", "export", "build"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key} must be null or a mapping"
+    return None
 
 
 def read_sidecar(path: "str | Path") -> EngineSidecar:

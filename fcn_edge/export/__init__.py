@@ -24,8 +24,8 @@ from fcn_edge.export.config import (  # noqa: F401 - re-exported
     parse_size_option,
 )
 from fcn_edge.export.metadata import (  # noqa: F401 - re-exported
-    EXPORT_KEY, MODEL_KEY, ExportFacts, apply_metadata, metadata_entries, parse_metadata_props, read_onnx_header,
-    read_onnx_metadata,
+    EXPORT_KEY, MODEL_KEY, ExportFacts, apply_metadata, check_external_data, metadata_entries, parse_metadata_props,
+    read_onnx_header, read_onnx_metadata,
 )
 
 _LAZY = {
@@ -46,7 +46,8 @@ _LAZY = {
 
 __all__ = sorted([
     "ExportConfig", "ExportConfigError", "ShapeRange", "ExportFacts", "read_onnx_metadata", "read_onnx_header",
-    "apply_metadata", "metadata_entries", "parse_metadata_props", "MODEL_KEY", "EXPORT_KEY", *_LAZY,
+    "apply_metadata", "check_external_data", "metadata_entries", "parse_metadata_props", "MODEL_KEY", "EXPORT_KEY",
+    *_LAZY,
 ])
 
 

@@ -47,6 +47,9 @@ def register(subparsers) -> None:
                        help="channel order of the camera frames (default: the checkpoint's, normally BGR)")
     graph.add_argument("--fp16-weights", action="store_true",
                        help="store weights as float16 (half the file; Casts to float32 in the graph)")
+    graph.add_argument("--keep-debug-metadata", action="store_true",
+                       help="keep torch.onnx's per-node debug metadata (stack traces with this machine's source paths, "
+                            "FX dumps); stripped by default")
     check = p.add_argument_group("checks")
     check.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
     check.add_argument("--verify-frames", type=int, default=3, metavar="N", help="synthetic frames to check (default 3)")
@@ -83,6 +86,7 @@ def _config(args):
         max_shape=parse_shape3(args.max_shape, "--max-shape") if args.max_shape else None,
         opset=args.opset, geometry=args.geometry, io=args.io, outputs=parse_outputs(args.outputs),
         confidence_dtype=args.confidence, input_channel_order=args.input_order, fp16_weights=args.fp16_weights,
+        keep_debug_metadata=args.keep_debug_metadata,
         verify=not args.no_verify, verify_frames=args.verify_frames,
     )
 

@@ -68,6 +68,7 @@ class ExportConfig:
     confidence_dtype: str = "uint8"
     input_channel_order: str | None = None  # camera order; None keeps the checkpoint's
     fp16_weights: bool = False
+    keep_debug_metadata: bool = False  # keep the exporter's per-node stack traces (source paths of this machine)
     verify: bool = True
     verify_frames: int = 3
     logits_rtol: float = 1e-4

@@ -165,6 +165,11 @@ def export_onnx(checkpoint: Checkpoint | str | os.PathLike, out_path: str | os.P
     left as it was.
     """
     config = config or ExportConfig()
+    if not isinstance(checkpoint, Checkpoint):
+        from fcn_edge.errors import ArtifactError
+        from fcn_edge.fileio import require_file
+
+        require_file(checkpoint, "checkpoint", ArtifactError)  # before seconds of importing torch and onnx
     torch = require("torch", purpose="to export checkpoints")
     onnx = require("onnx", purpose="to write ONNX models")
     timings: dict[str, float] = {}
@@ -314,6 +319,8 @@ def _apply_passes(model, info: ModelInfo, config: ExportConfig, shapes: Resolved
 
     try:
         passes.name_nodes_by_module(model)
+        if not config.keep_debug_metadata:
+            passes.strip_debug_metadata(model)
         passes.downgrade_opset(model, config.opset)
         passes.narrow_index_constants(model)
         passes.shapes_after_input_cast(model)

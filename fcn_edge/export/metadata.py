@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,8 +75,47 @@ class ExportFacts:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.size = (int(self.size[0]), int(self.size[1]))
+        if isinstance(self.size, (str, bytes)) or len(self.size) != 2:
+            raise ArtifactError(f"export facts: size must be [H, W], got {self.size!r}")
+        self.size = (_whole(self.size[0], "size"), _whole(self.size[1], "size"))
+        if isinstance(self.outputs, (str, bytes)) or not self.outputs or \
+                not all(isinstance(name, str) and name for name in self.outputs):
+            raise ArtifactError(f"export facts: outputs must be a list of tensor names, got {self.outputs!r}")
         self.outputs = list(self.outputs)
+        if self.io not in ("frames", "raw"):
+            raise ArtifactError(f"export facts: io must be frames or raw, got {self.io!r}")
+        for name in ("input", "geometry", "precision", "input_dtype", "input_layout", "input_channel_order",
+                     "weights_dtype", "exporter", "created_utc", "fcn_edge_version"):
+            if not isinstance(getattr(self, name), str):
+                raise ArtifactError(f"export facts: {name} must be text, got {getattr(self, name)!r}")
+        if not self.input:
+            raise ArtifactError("export facts: input names no tensor")
+        self.opset = _whole(self.opset, "opset", low=1, high=1000)
+        if self.batch is not None:
+            self.batch = _whole(self.batch, "batch")
+        if self.dynamic is not None:
+            if not isinstance(self.dynamic, dict):
+                raise ArtifactError(f"export facts: dynamic must be null or a mapping, got {self.dynamic!r}")
+            for axis, values in self.dynamic.items():
+                if axis not in ("batch", "height", "width") or isinstance(values, (str, bytes)) or \
+                        not isinstance(values, (list, tuple)) or len(values) != 3:
+                    raise ArtifactError(f"export facts: dynamic {axis!r} must be [min, opt, max], got {values!r}")
+                low, opt, high = (_whole(v, f"dynamic {axis}") for v in values)
+                if not low <= opt <= high:
+                    raise ArtifactError(f"export facts: dynamic {axis} needs min <= opt <= max, got {values!r}")
+                self.dynamic[axis] = [low, opt, high]
+        if not isinstance(self.output_dtypes, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.output_dtypes.items()):
+            raise ArtifactError("export facts: output_dtypes must map output names to dtype names")
+        if self.confidence_scale is not None:
+            if isinstance(self.confidence_scale, bool) or not isinstance(self.confidence_scale, (int, float)) or \
+                    not math.isfinite(self.confidence_scale) or self.confidence_scale <= 0:
+                raise ArtifactError(f"export facts: confidence_scale must be a positive number, "
+                                    f"got {self.confidence_scale!r}")
+            self.confidence_scale = float(self.confidence_scale)
+        for name in ("verification", "calibration"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
+                raise ArtifactError(f"export facts: {name} must be null or a mapping")
         frames = self.io == "frames"
         self.input_dtype = self.input_dtype or ("uint8" if frames else "float32")
         self.input_layout = self.input_layout or ("NHWC" if frames else "NCHW")
@@ -130,7 +170,7 @@ class ExportFacts:
         kwargs.setdefault("dynamic", None)
         try:
             return cls(**kwargs, extra=extra)
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError) as exc:
             raise ArtifactError(f"invalid export facts: {exc}") from exc
 
     @classmethod
@@ -143,6 +183,15 @@ class ExportFacts:
 
     def replace(self, **changes: Any) -> "ExportFacts":
         return dataclasses.replace(self, **changes)
+
+
+def _whole(value: Any, what: str, low: int = 1, high: int = 65536) -> int:
+    """A whole number from a description read from a file, within sane bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ArtifactError(f"export facts: {what} must be a whole number, got {value!r}")
+    if not low <= int(value) <= high:
+        raise ArtifactError(f"export facts: {what} must be {low} to {high}, got {value}")
+    return int(value)
 
 
 def _is_range(values: list[int]) -> bool:
@@ -220,7 +269,61 @@ def read_onnx_header(path: str | os.PathLike) -> OnnxHeader:
         raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not header.has_graph or header.ir_version is None:
         raise ArtifactError(f"{path} is not an ONNX model{_what_it_is(path)}")
+    check_external_data(path, header)
     return header
+
+
+def check_external_data(path: str | os.PathLike, header: OnnxHeader, *, require_present: bool = False) -> None:
+    """Refuse an ONNX whose external-data locations reach outside its own folder.
+
+    Weights of a large ONNX may live in files beside it (``TensorProto.external_data``
+    ``location``, relative to the model's folder).  A file from elsewhere could name
+    ``../../etc/shadow``, an absolute path or a symbolic link out of the folder and make
+    a reader load (and, through outputs, leak) any file this user can read.  Recent onnx
+    and ONNX Runtime releases refuse that too; this check runs first, for every reader
+    (including the header-only ones and older library versions), with one sentence.
+    ``require_present``: also refuse when a listed file is missing (loaders need them).
+    """
+    import re
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    path = Path(path)
+    folder = path.parent.resolve()
+    for tensor, location in header.external_data:
+        where = f"{path}: tensor {tensor!r} keeps its data in an external file"
+        if not location:
+            raise ArtifactError(f"{where} but names no location; re-export the model")
+        if "\x00" in location:
+            raise ArtifactError(f"{where} whose name holds a NUL byte; refused (re-export the model)")
+        if (PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute()
+                or location.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", location)):
+            raise ArtifactError(f"{where} at the absolute path {location!r}; external data must sit in the "
+                                "model's folder, so this file is refused (re-export it, or move the data beside it)")
+        if ".." in PurePosixPath(location.replace("\\", "/")).parts:
+            raise ArtifactError(f"{where} at {location!r}, outside the model's folder; refused (external data must "
+                                "sit in the model's folder)")
+        target = path.parent / location
+        try:
+            resolved = target.resolve()
+        except (OSError, RuntimeError, ValueError):
+            raise ArtifactError(f"{where} at {location!r}, which cannot be resolved; refused") from None
+        if resolved != folder and folder not in resolved.parents:
+            raise ArtifactError(f"{where} at {location!r}, a link to {resolved} outside the model's folder; refused")
+        if require_present and not target.is_file():
+            raise ArtifactError(f"{where} at {location!r}, which is missing; copy {location} next to {path.name}")
+
+
+def check_onnx_file_external_data(path: str | os.PathLike, *, require_present: bool = True) -> None:
+    """:func:`check_external_data` for a loader about to hand ``path`` to onnx, ONNX Runtime or TensorRT.
+
+    A file whose header cannot be parsed is left to the loader, whose own error says
+    what is wrong with it; only the external-data locations are judged here.
+    """
+    try:
+        header = read_header(path)
+    except (WireError, IndexError, OSError, ValueError):
+        return
+    check_external_data(path, header, require_present=require_present)
 
 
 def _what_it_is(path: Path) -> str:

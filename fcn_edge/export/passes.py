@@ -97,6 +97,61 @@ def name_nodes_by_module(model) -> int:
     return len(planned)
 
 
+# metadata_props the dynamo exporter and onnxscript attach to nodes, value infos and the graph:
+# source file paths and line numbers of the exporting machine (``pkg.torch.onnx.stack_trace``),
+# FX node dumps, class hierarchies, rewrite-rule names.  Debugging aids, not part of the model.
+DEBUG_METADATA_PREFIXES = ("pkg.",)
+DEBUG_METADATA_KEYS = ("namespace",)
+
+
+def _is_debug_key(key: str) -> bool:
+    return key in DEBUG_METADATA_KEYS or key.startswith(DEBUG_METADATA_PREFIXES)
+
+
+def _strip_props(props) -> int:
+    kept = [(p.key, p.value) for p in props if not _is_debug_key(p.key)]
+    removed = len(props) - len(kept)
+    if removed:
+        del props[:]
+        for key, value in kept:
+            entry = props.add()
+            entry.key, entry.value = key, value
+    return removed
+
+
+def _strip_graph(graph) -> int:
+    removed = _strip_props(graph.metadata_props)
+    for items in (graph.input, graph.output, graph.value_info, graph.initializer):
+        for item in items:
+            removed += _strip_props(item.metadata_props)
+    for node in graph.node:
+        removed += _strip_props(node.metadata_props)
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                removed += _strip_graph(attribute.g)
+            for sub in attribute.graphs:
+                removed += _strip_graph(sub)
+    return removed
+
+
+def strip_debug_metadata(model) -> int:
+    """Remove the exporter's debugging metadata (see DEBUG_METADATA_PREFIXES); returns how many entries went.
+
+    The dynamo exporter stores, on every node, the Python stack that made it -- absolute
+    paths of the exporting machine's source tree and home folder -- plus FX dumps: a
+    privacy leak in a file that is shipped to devices and customers, and tens of KB
+    that nothing downstream reads.  The model-level ``metadata_props`` (fcn-edge's own
+    description) are not touched.  Run after :func:`name_nodes_by_module`, which reads
+    the name scopes.  ``fcn-edge export --keep-debug-metadata`` skips this pass.
+    """
+    removed = _strip_graph(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            removed += _strip_props(node.metadata_props)
+        removed += _strip_props(function.metadata_props) if hasattr(function, "metadata_props") else 0
+    return removed
+
+
 def downgrade_opset(model, target: int) -> None:
     """Rewrite ``model`` from its (higher) default opset to ``target``.
 

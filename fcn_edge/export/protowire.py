@@ -21,7 +21,17 @@ from typing import Iterator
 # ModelProto
 _IR_VERSION, _PRODUCER_NAME, _PRODUCER_VERSION, _GRAPH, _OPSET_IMPORT, _METADATA_PROPS = 1, 2, 3, 7, 8, 14
 # GraphProto
-_GRAPH_INPUT, _GRAPH_OUTPUT, _GRAPH_INITIALIZER = 11, 12, 5
+_GRAPH_NODE, _GRAPH_INPUT, _GRAPH_OUTPUT, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 11, 12, 5, 15
+# ModelProto.functions -> FunctionProto.node
+_MODEL_FUNCTIONS, _FUNCTION_NODE = 25, 7
+# NodeProto.attribute -> AttributeProto: t, g, tensors, graphs, sparse_tensor, sparse_tensors
+_NODE_ATTRIBUTE = 5
+_ATTR_TENSOR, _ATTR_GRAPH, _ATTR_TENSORS, _ATTR_GRAPHS, _ATTR_SPARSE, _ATTR_SPARSES = 5, 6, 10, 11, 22, 23
+# TensorProto: name, external_data (StringStringEntryProto), data_location; SparseTensorProto: values, indices
+_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
+_SPARSE_VALUES, _SPARSE_INDICES = 1, 2
+# Subgraphs nest (If/Loop bodies); deeper than this is not a model anyone exported.
+_MAX_GRAPH_DEPTH = 16
 # ONNX TensorProto.DataType numbers -> numpy-style names
 ELEM_TYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
               9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
@@ -50,6 +60,9 @@ class OnnxHeader:
     inputs: list[TensorInfo] = field(default_factory=list)  # graph inputs that are not initializers
     outputs: list[TensorInfo] = field(default_factory=list)
     has_graph: bool = False
+    # (tensor name, location) of every tensor whose data lives in another file, wherever it sits
+    # (initializers, sparse initializers, Constant/attribute tensors, subgraphs, functions)
+    external_data: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _varint(buf, pos: int, end: int) -> tuple[int, int]:
@@ -147,9 +160,63 @@ def _value_info(buf, span) -> TensorInfo:
 
 def _initializer_name(buf, span) -> str:
     for number, wire, val in iter_fields(buf, *span):
-        if number == 8 and wire == 2:  # TensorProto.name
+        if number == _TENSOR_NAME and wire == 2:
             return _text(buf, val)
     return ""
+
+
+def _tensor_external(buf, span, found: list[tuple[str, str]]) -> str:
+    """A TensorProto's name; appends ``(name, location)`` when its data is in an external file."""
+    name, location, external = "", None, False
+    for number, wire, val in iter_fields(buf, *span):
+        if number == _TENSOR_NAME and wire == 2:
+            name = _text(buf, val)
+        elif number == _TENSOR_DATA_LOCATION and wire == 0:
+            external = external or val == 1  # TensorProto.EXTERNAL
+        elif number == _TENSOR_EXTERNAL_DATA and wire == 2:
+            key, value = _string_pair(buf, val)
+            external = True
+            if key == "location":
+                location = value
+    if external:
+        found.append((name, location or ""))
+    return name
+
+
+def _sparse_external(buf, span, found: list[tuple[str, str]]) -> None:
+    for number, wire, val in iter_fields(buf, *span):
+        if number in (_SPARSE_VALUES, _SPARSE_INDICES) and wire == 2:
+            _tensor_external(buf, val, found)
+
+
+def _node_external(buf, span, found: list[tuple[str, str]], depth: int) -> None:
+    for number, wire, val in iter_fields(buf, *span):
+        if number != _NODE_ATTRIBUTE or wire != 2:
+            continue
+        for anum, awire, aval in iter_fields(buf, *val):
+            if awire != 2:
+                continue
+            if anum in (_ATTR_TENSOR, _ATTR_TENSORS):
+                _tensor_external(buf, aval, found)
+            elif anum in (_ATTR_SPARSE, _ATTR_SPARSES):
+                _sparse_external(buf, aval, found)
+            elif anum in (_ATTR_GRAPH, _ATTR_GRAPHS):
+                _graph_external(buf, aval, found, depth + 1)
+
+
+def _graph_external(buf, span, found: list[tuple[str, str]], depth: int) -> None:
+    """External-data tensors of a (sub)graph: initializers and node attributes, recursively."""
+    if depth > _MAX_GRAPH_DEPTH:
+        raise WireError("subgraphs nested too deeply")
+    for number, wire, val in iter_fields(buf, *span):
+        if wire != 2:
+            continue
+        if number == _GRAPH_INITIALIZER:
+            _tensor_external(buf, val, found)
+        elif number == _GRAPH_SPARSE_INITIALIZER:
+            _sparse_external(buf, val, found)
+        elif number == _GRAPH_NODE:
+            _node_external(buf, val, found, depth)
 
 
 def parse_header(buf, start: int = 0, end: int | None = None) -> OnnxHeader:
@@ -179,8 +246,16 @@ def parse_header(buf, start: int = 0, end: int | None = None) -> OnnxHeader:
                 elif gnum == _GRAPH_OUTPUT:
                     header.outputs.append(_value_info(buf, gval))
                 elif gnum == _GRAPH_INITIALIZER:
-                    initializers.add(_initializer_name(buf, gval))
+                    initializers.add(_tensor_external(buf, gval, header.external_data))
+                elif gnum == _GRAPH_SPARSE_INITIALIZER:
+                    _sparse_external(buf, gval, header.external_data)
+                elif gnum == _GRAPH_NODE:
+                    _node_external(buf, gval, header.external_data, 0)
             header.inputs = [t for t in inputs if t.name not in initializers]
+        elif number == _MODEL_FUNCTIONS and wire == 2:
+            for fnum, fwire, fval in iter_fields(buf, *val):
+                if fnum == _FUNCTION_NODE and fwire == 2:
+                    _node_external(buf, fval, header.external_data, 0)
     return header
 
 

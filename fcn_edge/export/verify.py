@@ -214,7 +214,8 @@ def _session(model, logits_name: str, ort, threads: int | None, workdir):
     than the one we wrote.
     """
     added = expose_tensor(model, logits_name)
-    fd, name = tempfile.mkstemp(prefix=".fcn-edge-tmp-verify-", suffix=".onnx", dir=workdir)
+    # named like fileio's temporaries (with the pid) so a copy left by a kill -9 is cleaned up later
+    fd, name = tempfile.mkstemp(prefix=f".fcn-edge-tmp-{os.getpid()}-verify-", suffix=".onnx", dir=workdir)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(model.SerializeToString())

@@ -9,6 +9,7 @@ in the paper ("convolutionalization").
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -45,10 +46,16 @@ def load_vgg16_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"VGG16 weights {path} not found; download them once with "
             f"`curl -LO {VGG16_URL}` (torchvision's vgg16-397923af.pth) and pass the file's path"
         )
+    if path.stat().st_size == 0:
+        raise ArtifactError(f"VGG16 weights {path} are empty (0 bytes); download them again")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise ArtifactError(f"{path} is not a readable PyTorch weights file: {_first_line(exc)}") from exc
+        from fcn_edge.checkpoint import describe_load_failure
+
+        raise ArtifactError(f"{path} is not a readable PyTorch weights file: {describe_load_failure(exc, path)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or "features.0.weight" not in state:
@@ -94,8 +101,3 @@ def transfer_from(model: nn.Module, source: nn.Module | dict[str, torch.Tensor])
                 target[key].copy_(value)
                 copied.append(key)
     return copied
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

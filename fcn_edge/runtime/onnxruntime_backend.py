@@ -18,11 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.export.metadata import ExportFacts, parse_metadata_props
+from fcn_edge.export.metadata import ExportFacts, check_onnx_file_external_data, parse_metadata_props
 from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
 from fcn_edge.modelinfo import ModelInfo
-from fcn_edge.runtime.base import IOSpec, InferenceResult, LOGITS, Runner, TensorSpec, build_result
+from fcn_edge.runtime.base import LABELS, LOGITS, IOSpec, InferenceResult, Runner, TensorSpec, build_result
 from fcn_edge.runtime.fallback import assume_model_info
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class OnnxRuntimeRunner(Runner):
             intra_op_threads = threads
         ort = require("onnxruntime", purpose="to run .onnx models")
         path = require_file(model_path, "ONNX model", ArtifactError)
+        check_onnx_file_external_data(path)  # weights beside the model only, never ../../etc/...
         self.model_path = str(path)
         self._want_confidence = confidence
 
@@ -202,6 +203,14 @@ class OnnxRuntimeRunner(Runner):
             odims = _dims(out.shape)
             layout = "NCHW" if out.name == LOGITS or len(odims) == 4 else ("NHW" if len(odims) == 3 else "")
             out_specs.append(TensorSpec(out.name, _ORT_DTYPES.get(out.type, out.type), odims, layout))
+        names = [spec.name for spec in out_specs]
+        if facts is not None and (facts.input != inp.name or list(facts.outputs) != names):
+            raise ArtifactError(f"{self.model_path}: its fcn-edge description names input '{facts.input}' and outputs "
+                                f"{list(facts.outputs)} but the graph has input '{inp.name}' and outputs {names}: the "
+                                "description does not belong to this graph; re-export it with fcn-edge export")
+        if LABELS not in names and LOGITS not in names and not (kind == "raw" and len(names) == 1):
+            raise ArtifactError(f"{self.model_path}: its outputs {names} include neither '{LABELS}' nor '{LOGITS}': "
+                                "not a segmentation model fcn-edge can run; export one with fcn-edge export")
         preferred = (facts.size if facts else None) or (info.input_size if info and info.input_size else None) or size
         return IOSpec(kind=kind, input=in_spec, outputs=tuple(out_specs), size=size, preferred_size=preferred,
                       batch=batch, max_batch=max_batch, size_range=size_range)

@@ -108,6 +108,8 @@ def open_runner(model_path: str | os.PathLike, *, backend: str | None = None, **
             raise ArtifactError(f"model {path} does not exist")
         if path.is_dir():
             raise ArtifactError(f"model {path} is a folder, not a model file")
+        if path.stat().st_size == 0:  # before the backend imports torch / onnxruntime / tensorrt
+            raise ArtifactError(f"model {path} is empty (0 bytes); copy or export it again")
     factory = entry.load_factory()
     return factory(model_path, **options)
 

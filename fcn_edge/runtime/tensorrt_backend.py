@@ -112,14 +112,16 @@ class TensorRTRunner(Runner):
 
     def _open(self, model_path: str | os.PathLike, cuda: str, device_id: int, buffer_sets: int, check_sidecar: bool,
               info: ModelInfo | None, profile: int, confidence: bool, lean_runtime: str | os.PathLike | None) -> None:
-        self.trt = require("tensorrt", purpose="to run TensorRT engines")
         path = require_file(model_path, "TensorRT engine", ArtifactError)
+        self.trt = require("tensorrt", purpose="to run TensorRT engines")
         self.model_path = str(path)
         self._want_confidence = confidence
+        # The sidecar check first: an engine for another TensorRT or GPU, or a mismatched pair, is one
+        # sentence before any CUDA context exists (and without a CUDA binding installed).
+        self.sidecar, data, settings = self._read_engine(path, device_id, check_sidecar)
         self.cuda: CudaMemory = open_cuda(cuda, device_id)
         gpu, cc = self.cuda.device_name(), self.cuda.compute_capability()
 
-        self.sidecar, data, settings = self._read_engine(path, device_id, check_sidecar)
         self._logger = self.trt.Logger(self.trt.Logger.WARNING)
         self._runtime = prepare_runtime(self.trt.Runtime(self._logger), settings,
                                         str(lean_runtime) if lean_runtime else None)

@@ -122,6 +122,11 @@ def describe_onnx(path: Path, config: RepoConfig, name: str) -> tuple[ConfigSpec
         notes.append(f"{path.name} carries no fcn-edge description ({exc}); clients will use generic class names")
     if len(header.inputs) != 1:
         raise ArtifactError(f"{path} has {len(header.inputs)} inputs; fcn-edge serves models with one image input")
+    graph_outputs = [t.name for t in header.outputs]
+    if facts is not None and (facts.input != header.inputs[0].name or list(facts.outputs) != graph_outputs):
+        raise ArtifactError(f"{path}'s fcn-edge description names input '{facts.input}' and outputs {list(facts.outputs)} "
+                            f"but the graph has input '{header.inputs[0].name}' and outputs {graph_outputs}: the "
+                            "description does not belong to this graph; re-export it with fcn-edge export")
     first = header.inputs[0]
     if not first.shape or len(first.shape) != 4:
         raise ArtifactError(f"{path}: input {first.name!r} is not a 4-D image batch ({first.shape})")
@@ -252,6 +257,9 @@ def write_repository(models: Sequence[str | os.PathLike], config: RepoConfig) ->
         raise FcnEdgeError(f"{output} exists and is not a folder")
     if not output.parent.exists():
         raise FcnEdgeError(f"cannot create {output}: the folder {output.parent} does not exist")
+    writable = output if output.exists() else output.parent
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise FcnEdgeError(f"cannot write the repository {output}: the folder {writable} is not writable")
     planned: list[tuple[Path, str]] = []
     for index, model in enumerate(models):
         path = Path(model)
@@ -276,7 +284,10 @@ def write_repository(models: Sequence[str | os.PathLike], config: RepoConfig) ->
         spec, requirements, notes = (describe_engine if engine else describe_onnx)(path, config, name)
         described.append((path, name, engine, spec, requirements, notes))
 
-    output.mkdir(exist_ok=True)
+    try:
+        output.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise FcnEdgeError(f"cannot create the repository folder {output}: {exc.strerror or exc}") from None
     written = []
     for path, name, engine, spec, requirements, notes in described:
         written.append(_write_model(path, name, engine, spec, requirements, notes, config))
@@ -305,6 +316,7 @@ def _write_model(path: Path, name: str, engine: bool, spec: ConfigSpec, requirem
             shutil.copyfile(path, target)
             if target.stat().st_size != path.stat().st_size:
                 raise ArtifactError(f"copying {path} into the repository was incomplete")
+            _copy_external_data(path, version_dir)
         # read back what is on disk: the file Triton will parse
         problems = check_config_text((staging / "config.pbtxt").read_text(), spec, f"{name}/config.pbtxt")
         if problems:
@@ -325,6 +337,18 @@ def _write_model(path: Path, name: str, engine: bool, spec: ConfigSpec, requirem
     model = RepoModel(name, path, spec.platform, output / name, text, spec, requirements, notes)
     _write_model_facts(model)
     return model
+
+
+def _copy_external_data(path: Path, version_dir: Path) -> None:
+    """Weights kept beside the ONNX (external data) travel with it; their locations were checked to stay inside."""
+    from fcn_edge.export.metadata import check_external_data, read_onnx_header
+
+    header = read_onnx_header(path)
+    check_external_data(path, header, require_present=True)
+    for location in dict.fromkeys(location for _, location in header.external_data):
+        target = version_dir / location
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path.parent / location, target)
 
 
 def _write_model_facts(model: RepoModel) -> None:

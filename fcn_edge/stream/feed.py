@@ -10,6 +10,10 @@ Policies:
     For files and image sets.  Frames wait in a small bounded queue; the capture thread
     blocks when it is full, so every frame is processed, in order, and memory stays flat.
 
+Unusable frames (None, empty, wrong shape or type, undecodable) are skipped and
+counted (``bad_frames``); ``ReconnectPolicy.bad_frame_limit`` of them in a row count as
+a lost source: a live one is reopened like any other loss, a file ends with an error.
+
 Live sources that fail (read error, end of stream) or stall (no frame for
 ``stall_timeout`` seconds, even if the read call never returns) are reopened with
 exponential backoff, ``max_attempts`` times per loss (``None``: forever); each event is
@@ -34,7 +38,7 @@ from typing import Callable
 
 from fcn_edge.errors import SourceError
 from fcn_edge.stream.frames import Frame, StreamEvent, now
-from fcn_edge.stream.sources import Source
+from fcn_edge.stream.sources import BadFrame, Source, check_frame
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,9 @@ class ReconnectPolicy:
     max_delay: float = 10.0
     factor: float = 2.0
     stall_timeout: float = 5.0
+    # Unusable frames (None, empty, wrong shape/type, undecodable) are skipped and counted; this
+    # many in a row means the source is broken: a live one is reopened, a file ends with an error.
+    bad_frame_limit: int = 25
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (1-based)."""
@@ -99,6 +106,8 @@ class FrameFeed:
         self.dropped = 0
         self.reconnects = 0
         self.stalls = 0
+        self.bad_frames = 0
+        self._bad_in_row = 0
         self.failed_attempts = 0
         self.end_reason: str | None = None
         self.error: Exception | None = None
@@ -261,11 +270,33 @@ class FrameFeed:
                     next_due = max(next_due + 1.0 / self.pace_fps, now() - 1.0 / self.pace_fps)
 
                 self._reading_since = now()
-                frame = source.read()
+                bad: BadFrame | None = None
+                try:
+                    frame = source.read()
+                    if frame is not None:
+                        check_frame(frame)
+                except BadFrame as exc:
+                    frame, bad = None, exc
                 self._reading_since = None
                 if generation != self._generation:  # the watchdog replaced this worker while it was stuck
                     source.close()
                     return
+                if bad is not None:
+                    if self._skip_bad_frame(bad):
+                        continue
+                    source.close()
+                    source = None
+                    message = f"{self.reconnect.bad_frame_limit} unusable frames in a row (last: {bad})"
+                    if not self.live:
+                        self._event("gave-up", message, logging.ERROR)
+                        self._finish("source-lost", SourceError(f"{self.name} delivered {message}"))
+                        return
+                    if self.reconnect.max_attempts == 0:
+                        self._event("gave-up", f"{message}; reconnecting is off", logging.ERROR)
+                        self._finish("source-lost", SourceError(f"{self.name} delivered {message} (reconnecting is off)"))
+                        return
+                    self._event("lost", f"{message}; reopening the source", logging.WARNING)
+                    continue
                 if frame is None:
                     source.close()
                     source = None
@@ -281,6 +312,7 @@ class FrameFeed:
                         return
                     self._event("lost", "no frame from the source; reconnecting", logging.WARNING)
                     continue
+                self._bad_in_row = 0
                 frame.source_id = self.source_id
                 if not self._publish(frame, generation):
                     source.close()
@@ -301,6 +333,17 @@ class FrameFeed:
             source.close()
         if generation == self._generation:
             self._finish("stopped" if self._stop.is_set() else "end-of-source")
+
+    def _skip_bad_frame(self, error: BadFrame) -> bool:
+        """Count an unusable frame; True to skip it and read on, False when the limit in a row is reached."""
+        self.bad_frames += 1
+        self._bad_in_row += 1
+        if self._bad_in_row == 1:  # one event per run of bad frames, not one per frame
+            self._event("bad-frame", f"skipping an unusable frame: {error}", logging.WARNING)
+        if self._bad_in_row < max(1, self.reconnect.bad_frame_limit):
+            return True
+        self._bad_in_row = 0
+        return False
 
     def _watch(self) -> None:
         """Replace a capture worker stuck in read() well past the stall timeout.

@@ -23,7 +23,7 @@ import numpy as np
 
 from fcn_edge.errors import SourceError
 from fcn_edge.stream.frames import Frame, now
-from fcn_edge.stream.sources import CaptureSource, Source, SourceOptions, SourceSpec, cv2_module
+from fcn_edge.stream.sources import BadFrame, CaptureSource, Source, SourceOptions, SourceSpec, cv2_module
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,9 @@ class HttpSource(Source):
             return None
         arrived, wall = now(), time.time()
         image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            log.debug("%s: a part of %d bytes is not a decodable image", self.name, len(body))
-            return self.read() if self.mode == "mjpeg" else None
+        if image is None:  # the stream goes on; the feed skips it and counts it (BadFrame)
+            raise BadFrame(f"a {'part' if self.mode == 'mjpeg' else 'snapshot'} of {len(body)} bytes is not a "
+                           "decodable image")
         return self._frame(image, arrived, wall, (now() - arrived) * 1000.0)
 
     def interrupt(self) -> None:

@@ -49,6 +49,13 @@ from fcn_edge.stream.stats import LatencyRecorder, StreamStats
 log = logging.getLogger(__name__)
 
 
+def _feed_failure(feed) -> str:
+    error = feed.error
+    if feed.end_reason == "error" and not isinstance(error, FcnEdgeError):
+        return f"capture failed ({type(error).__name__}: {error})"
+    return str(error)
+
+
 @dataclass
 class BatchConfig:
     """How frames of several sources are combined.
@@ -135,6 +142,7 @@ class MultiStreamStats:
         total.frames_written = sum(s.frames_written for s in self.lanes)
         total.reconnects = sum(s.reconnects for s in self.lanes)
         total.stalls = sum(s.stalls for s in self.lanes)
+        total.frames_bad = sum(s.frames_bad for s in self.lanes)
 
     def to_dict(self) -> dict[str, Any]:
         self.sync_totals()
@@ -317,12 +325,12 @@ class MultiStreamRunner(StreamPipeline):
 
     def _raise_if_lost(self) -> None:
         lost = [lane for lane in self.lanes
-                if lane._feed is not None and lane._feed.end_reason == "source-lost"  # noqa: SLF001
+                if lane._feed is not None and lane._feed.end_reason in ("source-lost", "error")  # noqa: SLF001
                 and self._stop_reason is None]
         if lost:
             names = ", ".join(lane.spec.display_name for lane in lost)
             raise SourceError(f"{names} {'was' if len(lost) == 1 else 'were'} lost (the other sources ran to the end): "
-                              + "; ".join(str(lane._feed.error) for lane in lost))  # noqa: SLF001
+                              + "; ".join(_feed_failure(lane._feed) for lane in lost))  # noqa: SLF001
 
     # ------------------------------------------------------------- internals
     def _notify(self) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fcn_edge.errors import SourceError
+from fcn_edge.errors import FcnEdgeError, SourceError
 from fcn_edge.runtime.base import Runner
 from fcn_edge.runtime.preprocess import frames_to_raw
 from fcn_edge.runtime.resize import resize_confidence, resize_frame, resize_labels
@@ -142,6 +142,12 @@ class StreamRunner(StreamPipeline):
     def _raise_if_lost(self) -> None:
         if self._feed.end_reason == "source-lost" and self._stop_reason is None:
             raise self._feed.error or SourceError(f"{self.spec.display_name} was lost")
+        if self._feed.end_reason == "error" and self._stop_reason is None:
+            # the capture thread crashed: a run that quietly "ended" would exit 0 with half the video
+            error = self._feed.error
+            if isinstance(error, FcnEdgeError):
+                raise error
+            raise SourceError(f"{self.spec.display_name}: capture failed ({type(error).__name__}: {error})") from error
 
     # ------------------------------------------------------------- internals
     def _initial_network_size(self) -> tuple[int, int] | None:
@@ -227,6 +233,7 @@ class StreamRunner(StreamPipeline):
         self.stats.frames_dropped = feed.dropped
         self.stats.reconnects = feed.reconnects
         self.stats.stalls = feed.stalls
+        self.stats.frames_bad = feed.bad_frames
 
     def _update_rate(self, t: float) -> None:
         if self._last_result_time is not None:
@@ -271,8 +278,9 @@ class StreamRunner(StreamPipeline):
         failure = message = failure_message(error)
         if failure is not None:
             reason = "error"
-        elif feed is not None and feed.end_reason == "source-lost" and self._stop_reason is None:
-            message = str(feed.error)
+        elif feed is not None and feed.end_reason in ("source-lost", "error") and self._stop_reason is None:
+            message = str(feed.error) if feed.end_reason == "source-lost" else \
+                f"capture failed ({type(feed.error).__name__}: {feed.error})"
         self.stats.finish(reason, message)
         close_error: BaseException | None = None
         for sink in self.sinks:

@@ -24,6 +24,7 @@ the feed's job (:mod:`fcn_edge.stream.feed`).
 from __future__ import annotations
 
 import abc
+import contextlib
 import glob as globlib
 import logging
 import os
@@ -184,11 +185,54 @@ def _redact_url(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 
+class BadFrame(SourceError):
+    """One frame a source delivered that cannot be used (None, empty, wrong shape or type).
+
+    The source itself may still be fine: the feed skips such frames, and only after
+    ``ReconnectPolicy.bad_frame_limit`` of them in a row treats the source as lost
+    (see :mod:`fcn_edge.stream.feed`).
+    """
+
+
+def check_raw_image(image: Any) -> np.ndarray:
+    """What a camera or decoder handed over, before colour normalisation; BadFrame if unusable.
+
+    Accepted: uint8 or uint16, ``HxW``, ``HxWx1``, ``HxWx3`` (BGR) or ``HxWx4`` (BGRA), not empty.
+    """
+    if image is None:
+        raise BadFrame("the source delivered no image (None)")
+    if not isinstance(image, np.ndarray):
+        raise BadFrame(f"the source delivered a {type(image).__name__}, not an image array")
+    if image.ndim not in (2, 3) or image.size == 0 or min(image.shape[:2]) < 1:
+        raise BadFrame(f"the source delivered an empty or malformed frame (shape {tuple(image.shape)})")
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise BadFrame(f"the source delivered a frame with {image.shape[2]} channels (expected 1, 3 or 4)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise BadFrame(f"the source delivered a {image.dtype} frame (expected 8- or 16-bit pixels)")
+    return image
+
+
+def check_frame(frame: Any) -> None:
+    """A frame as the runner takes it: a :class:`Frame` holding a non-empty uint8 ``HxWx3`` BGR image."""
+    if not isinstance(frame, Frame):
+        raise BadFrame(f"the source returned a {type(frame).__name__}, not a Frame")
+    image = frame.image
+    if (not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3
+            or min(image.shape[:2]) < 1):
+        shape = tuple(image.shape) if isinstance(image, np.ndarray) else type(image).__name__
+        dtype = image.dtype if isinstance(image, np.ndarray) else "-"
+        raise BadFrame(f"the source returned a frame of shape {shape} and type {dtype}; expected uint8 HxWx3 BGR")
+
+
 def transform_frame(image: np.ndarray, options: SourceOptions) -> np.ndarray:
-    """Colour-normalise to BGR uint8, then flip, rotate and (optionally) resize as asked."""
+    """Colour-normalise to BGR uint8, then flip, rotate and (optionally) resize as asked.
+
+    Raises :class:`BadFrame` for an image that cannot be normalised (see :func:`check_raw_image`).
+    """
     cv2 = cv2_module()
+    image = check_raw_image(image)
     if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else image.astype(np.uint8)
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     elif image.shape[2] == 4:
@@ -203,6 +247,22 @@ def transform_frame(image: np.ndarray, options: SourceOptions) -> np.ndarray:
     if options.resize and (image.shape[1], image.shape[0]) != (options.width, options.height):
         image = cv2.resize(image, (int(options.width), int(options.height)), interpolation=cv2.INTER_AREA)
     return image
+
+
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV's log at errors only while a capture opens (it warns on stderr about every backend it tries)."""
+    cv2 = cv2_module()
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:
+        yield
+        return
+    previous = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(previous)
 
 
 def has_gstreamer() -> bool:
@@ -314,7 +374,8 @@ class CaptureSource(Source):
 
     def open(self) -> None:
         cv2 = cv2_module()
-        capture = self._open_capture()
+        with quiet_opencv():  # OpenCV's own "[ WARN ] can't open" lines: our SourceError says it better
+            capture = self._open_capture()
         if capture is None or not capture.isOpened():
             if capture is not None:
                 capture.release()
@@ -378,6 +439,7 @@ class ImageSequenceSource(Source):
         self.paths: list[Path] = []
         self._position = 0
         self.skipped: list[str] = []
+        self._noted: set[str] = set()
 
     def open(self) -> None:
         spec = self.spec
@@ -399,26 +461,41 @@ class ImageSequenceSource(Source):
         self._position = 0
 
     def read(self) -> Frame | None:
-        cv2 = cv2_module()
+        # The data layer's reader: the same rules as train/eval/calibrate (grayscale, 16-bit and
+        # alpha converted with a note; empty, corrupt and truncated files refused with the reason).
+        from fcn_edge.data.imageio import load_image
+        from fcn_edge.errors import DataError
+
         attempts = 0
         while True:
             if self._position >= len(self.paths):
+                if len(self.skipped) >= len(self.paths) and self.index == 0:
+                    raise SourceError(f"none of the {len(self.paths)} image(s) of {self.spec.display_name} could be "
+                                      "read (see the warnings above)")
                 if not self.options.loop or len(self.skipped) >= len(self.paths):
                     return None
                 self._position = 0
             path = self.paths[self._position]
             self._position += 1
             arrived, wall = now(), time.time()
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            try:
+                loaded = load_image(path)
+            except DataError as exc:
                 if str(path) not in self.skipped:
                     self.skipped.append(str(path))
-                    log.warning("skipping %s: not a readable image", path)
+                    log.warning("%s: skipping %s: %s", self.spec.display_name, path.name, exc)
                 attempts += 1
                 if attempts > len(self.paths):
+                    if self.index == 0:
+                        raise SourceError(f"none of the {len(self.paths)} image(s) of {self.spec.display_name} could "
+                                          "be read (see the warnings above)")
                     return None
                 continue
-            return self._frame(image, arrived, wall, (now() - arrived) * 1000.0, name=path.stem)
+            for note in loaded.notes:
+                if note not in self._noted:
+                    self._noted.add(note)
+                    log.info("%s: %s (first: %s)", self.spec.display_name, note, path.name)
+            return self._frame(loaded.pixels, arrived, wall, (now() - arrived) * 1000.0, name=path.stem)
 
 
 def create_source(spec: SourceSpec | str, options: SourceOptions | None = None, source_id: int = 0) -> Source:

@@ -10,6 +10,7 @@ periodic ``--stats-interval`` lines.
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import Any, Iterable
 
 import numpy as np
@@ -19,6 +20,8 @@ from fcn_edge.stream.frames import now
 
 # the stages a frame goes through, in order; end_to_end spans capture timestamp -> result.
 # batch_wait: time a frame waited for the other sources' frames of its batch (several sources only).
+# Events kept in memory per run (the stats JSON shows the last 100).
+MAX_EVENTS = 1000
 STAGES = ("capture", "preprocess", "batch_wait", "inference", "postprocess", "render", "end_to_end")
 
 
@@ -80,9 +83,11 @@ class StreamStats:
         self.frames_dropped = 0
         self.reconnects = 0
         self.stalls = 0
+        self.frames_bad = 0
         self.stop_reason: str | None = None
         self.error: str | None = None
-        self.events: list[dict[str, Any]] = []
+        # bounded: a camera that drops out every few minutes for weeks must not grow the process
+        self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.meta: dict[str, Any] = {}
 
     def start(self) -> None:
@@ -154,16 +159,18 @@ class StreamStats:
             "dropped_frames": self.frames_dropped,
             "reconnects": self.reconnects,
             "stalls": self.stalls,
+            "bad_frames": self.frames_bad,
             "latency_ms": {stage: rec.summary() for stage, rec in self.latency.items()},
             "backend_latency_ms": {name: rec.summary() for name, rec in sorted(self.backend.items())},
-            "events": self.events[-100:],
+            "events": list(self.events)[-100:],
         }
 
     def summary_lines(self) -> list[str]:
         """The end-of-run report, one figure per line."""
         lines = [f"frames: {self.frames_processed} processed, {self.frames_captured} captured, "
-                 f"{self.frames_dropped} dropped, {self.reconnects} reconnects in {self.elapsed:.2f} s "
-                 f"({self.throughput:.1f} FPS); stopped: {self.stop_reason}"]
+                 f"{self.frames_dropped} dropped, {self.reconnects} reconnects"
+                 + (f", {self.frames_bad} unusable frames skipped" if self.frames_bad else "")
+                 + f" in {self.elapsed:.2f} s ({self.throughput:.1f} FPS); stopped: {self.stop_reason}"]
         lines.append(f"{'latency (ms)':<16}{'p50':>9}{'p95':>9}{'p99':>9}{'mean':>9}{'max':>9}")
         rows = [(stage, rec) for stage, rec in self.latency.items()]
         rows += [(f"  backend {name}", rec) for name, rec in sorted(self.backend.items())]

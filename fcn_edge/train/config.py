@@ -283,6 +283,9 @@ def _check(config: TrainConfig, rec: Recipe) -> None:
         bad("no training data: pass --data DIR (a VOC, SBD or folder-layout dataset)")
     if sum(x is not None for x in (config.vgg16, config.init_from, config.resume)) > 1:
         bad("give only one of --vgg16, --init-from and --resume")
+    for option, value in (("--vgg16", config.vgg16), ("--init-from", config.init_from), ("--resume", config.resume)):
+        if value is not None and not Path(value).is_file():  # before minutes of data loading, not after
+            bad(f"{option} {value} does not exist" if not Path(value).exists() else f"{option} {value} is not a file")
     if config.width is not None and not config.width > 0:
         bad(f"--width must be positive, got {config.width}")
     if rec.optimizer not in OPTIMIZERS:

@@ -76,6 +76,19 @@ class DistContext:
         return gathered
 
 
+def _env_int(name: str, default: str | None = None) -> int:
+    """An integer torchrun put in the environment; one sentence (not a ValueError) when it is not one."""
+    text = os.environ.get(name, default)
+    try:
+        value = int(str(text).strip())
+    except (TypeError, ValueError):
+        raise FcnEdgeError(f"the environment variable {name}={text!r} is not a whole number; it is set by torchrun "
+                           "(unset RANK/WORLD_SIZE/LOCAL_RANK to train in one process)") from None
+    if value < 0:
+        raise FcnEdgeError(f"the environment variable {name}={value} is negative; it is set by torchrun")
+    return value
+
+
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
@@ -98,11 +111,13 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
 
 def setup(requested_device: str) -> DistContext:
     """Join the process group when started by torchrun; otherwise a one-process context."""
-    if not launched_by_torchrun() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if not launched_by_torchrun() or _env_int("WORLD_SIZE", "1") <= 1:
         return DistContext(device=resolve_device(requested_device))
-    rank = int(os.environ["RANK"])
-    world = int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank = _env_int("RANK")
+    world = _env_int("WORLD_SIZE")
+    local_rank = _env_int("LOCAL_RANK", "0")
+    if rank >= world:
+        raise FcnEdgeError(f"RANK={rank} is not below WORLD_SIZE={world}; these are set by torchrun")
     device = resolve_device(requested_device, local_rank)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":

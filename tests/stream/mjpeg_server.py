@@ -21,16 +21,20 @@ class MjpegServer:
 
     ``frames_per_connection``: close each connection after that many frames (the stream
     "dies" and a reconnect gets a fresh one); ``stall_after``: after that many frames
-    keep the connection open but send nothing; ``fps``: pace of the frames.
+    keep the connection open but send nothing; ``garbage_after``: after that many frames
+    send parts that are not images (random bytes labelled image/jpeg) until the client
+    goes; ``fps``: pace of the frames.
     """
 
     def __init__(self, *, fps: float = 100.0, size=(48, 64), frames_per_connection: int | None = None,
                  stall_after: int | None = None, content_length: bool = True, boundary: str = "frame",
-                 line_end: bytes = b"\r\n") -> None:
+                 line_end: bytes = b"\r\n", garbage_after: int | None = None) -> None:
         self.fps = fps
         self.size = size
         self.frames_per_connection = frames_per_connection
         self.stall_after = stall_after
+        self.garbage_after = garbage_after
+        self.garbage_sent = 0
         self.content_length = content_length
         self.boundary = boundary
         self.line_end = line_end
@@ -89,7 +93,12 @@ class MjpegServer:
                         if owner.stall_after is not None and sent >= owner.stall_after:
                             owner._closing.wait(30)
                             return
-                        body = owner.jpeg(owner.frames_sent)
+                        if owner.garbage_after is not None and sent >= owner.garbage_after:
+                            body = np.random.default_rng(owner.garbage_sent).integers(
+                                0, 256, 700, dtype=np.uint8).tobytes()
+                            owner.garbage_sent += 1
+                        else:
+                            body = owner.jpeg(owner.frames_sent)
                         head = b"--" + owner.boundary.encode() + eol + b"Content-Type: image/jpeg" + eol
                         if owner.content_length:
                             head += b"Content-Length: " + str(len(body)).encode() + eol
