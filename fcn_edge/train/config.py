@@ -283,9 +283,6 @@ def _check(config: TrainConfig, rec: Recipe) -> None:
         bad("no training data: pass --data DIR (a VOC, SBD or folder-layout dataset)")
     if sum(x is not None for x in (config.vgg16, config.init_from, config.resume)) > 1:
         bad("give only one of --vgg16, --init-from and --resume")
-    for option, value in (("--vgg16", config.vgg16), ("--init-from", config.init_from), ("--resume", config.resume)):
-        if value is not None and not Path(value).is_file():  # before minutes of data loading, not after
-            bad(f"{option} {value} does not exist" if not Path(value).exists() else f"{option} {value} is not a file")
     if config.width is not None and not config.width > 0:
         bad(f"--width must be positive, got {config.width}")
     if rec.optimizer not in OPTIMIZERS:
@@ -343,6 +340,11 @@ def _check(config: TrainConfig, rec: Recipe) -> None:
         bad(f"--deploy-size must be positive (HxW), got {config.deploy_size}")
     if config.vgg16 is not None and config.width not in (None, 1.0):
         bad(f"--vgg16 weights are full width: drop --width {config.width:g} (or train from scratch)")
+    # Files last: a wrong combination of options is reported as such even when a path is
+    # also wrong, and both come before minutes of data loading, not after.
+    for option, value in (("--vgg16", config.vgg16), ("--init-from", config.init_from), ("--resume", config.resume)):
+        if value is not None and not Path(value).is_file():
+            bad(f"{option} {value} does not exist" if not Path(value).exists() else f"{option} {value} is not a file")
 
 
 def _plain(value: Any) -> Any:
