@@ -26,6 +26,9 @@ def machine_info() -> dict:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "libraries": {},
         "gpu": _gpu_name(),
+        # How busy the (possibly shared) machine was when the result was written: the
+        # 1-minute figure covers the end of the run, so a reader can judge the noise.
+        "load_average": _load_average(),
     }
     for name in ("numpy", "torch", "onnx", "onnxruntime", "cv2", "tensorrt"):
         try:
@@ -46,6 +49,13 @@ def write_result(name: str, payload: dict, results_dir: Path | None = None) -> P
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 def _cpu_model() -> str:

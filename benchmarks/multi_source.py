@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{row['e2e_ms']['p50']} ms p95 {row['e2e_ms']['p95']} ms", flush=True)
     payload = {
         "command": "python benchmarks/multi_source.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "note": "taken on a shared 2-core machine with other work running: noisy; re-run on a quiet machine",
+        "note": "shared 2-core machine (other sessions may run beside it; the load average at the end is in the machine block): re-run before quoting small differences",
         "model": {"arch": info.arch, "width": info.width, "classes": info.num_classes, "input_hw": list(size),
                   "io": "frames", "outputs": ["labels"], "exports": {"batch1": "static batch 1",
                                                                     "batched": "dynamic batch 1..8"},

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             describe = runner.describe()
     payload = {
         "command": "python benchmarks/runner_efficiency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "note": "taken on a shared 2-core machine with other work running: noisy; re-run on a quiet machine",
+        "note": "shared 2-core machine (other sessions may run beside it): each ratio pairs a backend and a runner run taken back to back; the load average is in the machine block",
         "model": {"arch": info.arch, "width": info.width, "classes": info.num_classes, "input_hw": list(size),
                   "io": "frames", "outputs": ["labels"], "weights": "random (speed does not depend on them)"},
         "backend": {"name": "onnxruntime", "providers": describe.get("providers"), "intra_op_threads": args.threads,

@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(60)
     payload = {
         "command": "python benchmarks/serve_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "note": "taken on a shared 2-core machine with other work running: noisy; server, clients and baseline share "
-                "the same cores; re-run on a quiet machine",
+        "note": "shared 2-core machine (other sessions may run beside it; the load average at the end is in the machine "
+                "block); server, clients and baseline share the same 2 cores",
         "model": {"arch": info.arch, "width": info.width, "classes": info.num_classes, "input_hw": list(size),
                   "io": "frames", "outputs": ["labels"], "batch": "dynamic 1..8",
                   "weights": "random (speed does not depend on them)"},

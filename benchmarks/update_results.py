@@ -101,6 +101,8 @@ def machine_line(name: str, data: dict) -> str:
             parts.append(f"{lib} {libs[lib]}")
     if machine.get("date"):
         parts.append(str(machine["date"])[:10])
+    if machine.get("load_average"):
+        parts.append("load average at the end {:.2f} / {:.2f} / {:.2f} (1 / 5 / 15 min)".format(*machine["load_average"]))
     command = data.get("command")
     head = f"`{command.strip()}` -> " if isinstance(command, str) and command.strip() else ""
     note = data.get("note")
