@@ -9,7 +9,9 @@ has only numpy, OpenCV and TensorRT.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from types import ModuleType
 
 from fcn_edge.errors import MissingDependencyError
@@ -56,6 +58,26 @@ def opencv() -> ModuleType:
     pip pull its own OpenCV over a Jetson's system build (see the hint in INSTALL_HINTS).
     """
     return require("cv2", purpose="to read, draw and write images and video")
+
+
+@contextlib.contextmanager
+def opencv_log_level(level: str) -> Iterator[None]:
+    """OpenCV's own log at ``level`` (e.g. ``"LOG_LEVEL_ERROR"``) for a block, restored after.
+
+    OpenCV prints a warning on stderr for every backend it tries and every image it cannot
+    decode; where fcn-edge reports the problem itself in one sentence, those lines are noise.
+    Builds without ``cv2.utils.logging`` are left as they are.
+    """
+    logging_api = getattr(getattr(opencv(), "utils", None), "logging", None)
+    if logging_api is None:
+        yield
+        return
+    previous = logging_api.getLogLevel()
+    logging_api.setLogLevel(getattr(logging_api, level))
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(previous)
 
 
 def available(module: str) -> bool:

@@ -27,7 +27,6 @@ outside the classes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import zlib
@@ -38,7 +37,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fcn_edge.errors import DataError
-from fcn_edge.lazy import opencv
+from fcn_edge.lazy import opencv, opencv_log_level
 
 IGNORE_INDEX = 255
 
@@ -55,20 +54,9 @@ MAX_PIXELS = 1 << 28
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@contextlib.contextmanager
-def _quiet_opencv() -> Iterator[None]:
+def _quiet_opencv():
     """Silence OpenCV's own log lines while decoding: our DataError says it better."""
-    cv2 = opencv()
-    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging_api is None:
-        yield
-        return
-    previous = logging_api.getLogLevel()
-    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging_api.setLogLevel(previous)
+    return opencv_log_level("LOG_LEVEL_SILENT")
 
 
 # --------------------------------------------------------------------------- reading bytes

@@ -24,7 +24,6 @@ the feed's job (:mod:`fcn_edge.stream.feed`).
 from __future__ import annotations
 
 import abc
-import contextlib
 import glob as globlib
 import logging
 import os
@@ -39,6 +38,7 @@ import numpy as np
 
 from fcn_edge.errors import SourceError
 from fcn_edge.lazy import opencv as cv2_module  # the name used here and in mjpeg.py
+from fcn_edge.lazy import opencv_log_level
 from fcn_edge.stream.frames import Frame, now
 
 log = logging.getLogger(__name__)
@@ -249,20 +249,9 @@ def transform_frame(image: np.ndarray, options: SourceOptions) -> np.ndarray:
     return image
 
 
-@contextlib.contextmanager
 def quiet_opencv():
     """OpenCV's log at errors only while a capture opens (it warns on stderr about every backend it tries)."""
-    cv2 = cv2_module()
-    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging_api is None:
-        yield
-        return
-    previous = logging_api.getLogLevel()
-    logging_api.setLogLevel(logging_api.LOG_LEVEL_ERROR)
-    try:
-        yield
-    finally:
-        logging_api.setLogLevel(previous)
+    return opencv_log_level("LOG_LEVEL_ERROR")
 
 
 def has_gstreamer() -> bool:

@@ -59,6 +59,16 @@ PROFILE_KEYS = ["precision", "workspace_mib", "timing_cache", "min_shape", "opt_
                 "calib_cache", "description", "unknown_key", "precison"]
 
 
+def _read_or_clean_error(tmp_path_factory, name: str, data: bytes, reader) -> None:
+    """Write ``data`` to a file called ``name`` and read it: any outcome but FcnEdgeError fails."""
+    path = tmp_path_factory.mktemp("fuzz") / name
+    path.write_bytes(data)
+    try:
+        reader(path)
+    except FcnEdgeError:
+        pass
+
+
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -100,12 +110,7 @@ def test_build_profile_loader(tmp_path_factory, text):
 def test_build_profile_loader_on_bytes(tmp_path_factory, data):
     from fcn_edge.engine.profiles import load_profile
 
-    path = tmp_path_factory.mktemp("profile") / "bytes.toml"
-    path.write_bytes(data)
-    try:
-        load_profile(str(path))
-    except FcnEdgeError:
-        pass
+    _read_or_clean_error(tmp_path_factory, "bytes.toml", data, lambda path: load_profile(str(path)))
 
 
 # ---------------------------------------------------------------------------- engine sidecars (JSON)
@@ -139,12 +144,7 @@ def test_sidecar_parser_and_check(data):
 def test_sidecar_reader_on_bytes(tmp_path_factory, data):
     from fcn_edge.engine.sidecar import read_sidecar
 
-    path = tmp_path_factory.mktemp("sidecar") / "m.engine.json"
-    path.write_bytes(data)
-    try:
-        read_sidecar(path)
-    except FcnEdgeError:
-        pass
+    _read_or_clean_error(tmp_path_factory, "m.engine.json", data, read_sidecar)
 
 
 # ---------------------------------------------------------------------------- ONNX header and metadata
