@@ -21,9 +21,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
@@ -172,8 +175,6 @@ def _process_running(pid: int) -> bool:
 
 def stale_temporaries(folder: str | os.PathLike, *, now: float | None = None) -> list[Path]:
     """Temporary files in ``folder`` left behind by interrupted writes (see the module docstring)."""
-    import time
-
     folder = Path(folder)
     current = time.time() if now is None else now
     stale = []
@@ -199,8 +200,6 @@ def stale_temporaries(folder: str | os.PathLike, *, now: float | None = None) ->
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Delete :func:`stale_temporaries` of ``folder``; returns what was removed (best effort, never raises)."""
-    import logging
-
     removed = []
     for path in stale_temporaries(folder):
         try:
@@ -233,8 +232,6 @@ def make_scratch_dir(kind: str, folder: str | os.PathLike | None = None) -> Path
 @contextlib.contextmanager
 def scratch_directory(kind: str, folder: str | os.PathLike | None = None) -> Iterator[Path]:
     """:func:`make_scratch_dir`, removed with everything in it when the block ends."""
-    import shutil
-
     path = make_scratch_dir(kind, folder)
     try:
         yield path
@@ -244,9 +241,6 @@ def scratch_directory(kind: str, folder: str | os.PathLike | None = None) -> Ite
 
 def remove_stale_scratch(folder: str | os.PathLike | None = None, *, now: float | None = None) -> list[Path]:
     """Delete scratch folders of dead fcn-edge processes (see :func:`make_scratch_dir`); best effort."""
-    import shutil
-    import time
-
     folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
     current = time.time() if now is None else now
     removed = []
@@ -270,9 +264,7 @@ def remove_stale_scratch(folder: str | os.PathLike | None = None, *, now: float 
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
     if removed:
-        import logging
-
-        logging.getLogger("fcn_edge").info("removed %d working folder(s) of interrupted fcn-edge runs in %s",
+            logging.getLogger("fcn_edge").info("removed %d working folder(s) of interrupted fcn-edge runs in %s",
                                            len(removed), folder)
     return removed
 

@@ -36,7 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from fcn_edge.errors import SourceError
+from fcn_edge.errors import FcnEdgeError, SourceError
 from fcn_edge.stream.frames import Frame, StreamEvent, now
 from fcn_edge.stream.sources import BadFrame, Source, check_frame
 
@@ -184,6 +184,17 @@ class FrameFeed:
                 self._on_event(event)
             except Exception:  # noqa: BLE001 - a user callback must not kill the capture thread
                 log.exception("event callback failed")
+
+    @property
+    def failure(self) -> str | None:
+        """Why the source ended badly, in one sentence; None unless it was lost or capture crashed."""
+        if self.end_reason == "source-lost":
+            return str(self.error) if self.error is not None else f"{self.name} was lost"
+        if self.end_reason == "error":
+            if isinstance(self.error, FcnEdgeError):
+                return str(self.error)
+            return f"capture failed ({type(self.error).__name__}: {self.error})"
+        return None
 
     def _finish(self, reason: str, error: Exception | None = None) -> None:
         with self._cond:

@@ -49,13 +49,6 @@ from fcn_edge.stream.stats import LatencyRecorder, StreamStats
 log = logging.getLogger(__name__)
 
 
-def _feed_failure(feed) -> str:
-    error = feed.error
-    if feed.end_reason == "error" and not isinstance(error, FcnEdgeError):
-        return f"capture failed ({type(error).__name__}: {error})"
-    return str(error)
-
-
 @dataclass
 class BatchConfig:
     """How frames of several sources are combined.
@@ -330,7 +323,7 @@ class MultiStreamRunner(StreamPipeline):
         if lost:
             names = ", ".join(lane.spec.display_name for lane in lost)
             raise SourceError(f"{names} {'was' if len(lost) == 1 else 'were'} lost (the other sources ran to the end): "
-                              + "; ".join(_feed_failure(lane._feed) for lane in lost))  # noqa: SLF001
+                              + "; ".join(lane._feed.failure for lane in lost))  # noqa: SLF001
 
     # ------------------------------------------------------------- internals
     def _notify(self) -> None:

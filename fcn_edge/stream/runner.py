@@ -147,7 +147,7 @@ class StreamRunner(StreamPipeline):
             error = self._feed.error
             if isinstance(error, FcnEdgeError):
                 raise error
-            raise SourceError(f"{self.spec.display_name}: capture failed ({type(error).__name__}: {error})") from error
+            raise SourceError(f"{self.spec.display_name}: {self._feed.failure}") from error
 
     # ------------------------------------------------------------- internals
     def _initial_network_size(self) -> tuple[int, int] | None:
@@ -279,8 +279,7 @@ class StreamRunner(StreamPipeline):
         if failure is not None:
             reason = "error"
         elif feed is not None and feed.end_reason in ("source-lost", "error") and self._stop_reason is None:
-            message = str(feed.error) if feed.end_reason == "source-lost" else \
-                f"capture failed ({type(feed.error).__name__}: {feed.error})"
+            message = feed.failure
         self.stats.finish(reason, message)
         close_error: BaseException | None = None
         for sink in self.sinks:
