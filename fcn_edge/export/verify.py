@@ -163,9 +163,8 @@ def verify_graph(model, module, *, io: str, preprocessing, shapes: list[tuple[in
             ref_max = max(ref_max, float(np.abs(ref_l).max()))
             if "labels" in got:
                 got_lab, ref_lab = got["labels"], ref["labels"].numpy()
-                if got_lab.dtype != ref_lab.dtype or got_lab.shape != ref_lab.shape:
-                    problems.append(f"labels are {got_lab.dtype}{list(got_lab.shape)}, expected "
-                                    f"{ref_lab.dtype}{list(ref_lab.shape)}")
+                if (problem := _layout_mismatch("labels are", got_lab, ref_lab)):
+                    problems.append(problem)
                     continue
             else:
                 got_lab, ref_lab = got_l.argmax(1), ref_l.argmax(1)
@@ -175,9 +174,8 @@ def verify_graph(model, module, *, io: str, preprocessing, shapes: list[tuple[in
                 fp32_agree += int((got_lab.astype(np.int64) == fp32_logits.numpy().argmax(1)).sum())
             if "confidence" in got:
                 c_got, c_ref = got["confidence"], ref["confidence"].numpy()
-                if c_got.dtype != c_ref.dtype or c_got.shape != c_ref.shape:
-                    problems.append(f"confidence is {c_got.dtype}{list(c_got.shape)}, expected "
-                                    f"{c_ref.dtype}{list(c_ref.shape)}")
+                if (problem := _layout_mismatch("confidence is", c_got, c_ref)):
+                    problems.append(problem)
                     continue
                 d = float(np.abs(c_got.astype(np.float64) - c_ref.astype(np.float64)).max())
                 conf_diff = d if conf_diff is None else max(conf_diff, d)
@@ -233,3 +231,10 @@ def _session(model, logits_name: str, ort, threads: int | None, workdir):
         raise VerificationError(f"ONNX Runtime cannot load the exported graph: {str(exc).splitlines()[0][:300]}") from exc
     finally:
         os.unlink(name)
+
+
+def _layout_mismatch(what: str, got: np.ndarray, expected: np.ndarray) -> str | None:
+    """``"<what> uint8[1, 64, 64], expected ..."`` when dtype or shape differ from PyTorch's; else None."""
+    if got.dtype == expected.dtype and got.shape == expected.shape:
+        return None
+    return f"{what} {got.dtype}{list(got.shape)}, expected {expected.dtype}{list(expected.shape)}"
