@@ -124,6 +124,9 @@ def parse_source(text: str | int) -> SourceSpec:
     raw = str(text).strip()
     if not raw:
         raise SourceError(f"empty source: give {SOURCE_HELP}")
+    if "\x00" in raw:
+        # No path, device or URL can hold a NUL byte; the OS calls would raise ValueError deep inside.
+        raise SourceError(f"source {raw!r} contains a NUL byte; give {SOURCE_HELP}")
     if re.fullmatch(r"\d+", raw):
         return SourceSpec("webcam", raw, raw)
     lower = raw.lower()

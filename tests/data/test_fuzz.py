@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fcn_edge.data.imageio import decode_image, decode_mask  # noqa: E402
 from fcn_edge.data.listfile import parse_list_text, read_list_file  # noqa: E402
 from fcn_edge.errors import DataError  # noqa: E402
 
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+from tests.fuzzing import fuzz_settings  # noqa: E402
+
+FUZZ = fuzz_settings(50)
 SIGNATURES = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"BM", b"II*\x00", b"RIFF", b"P6\n"]
 
 

@@ -3,7 +3,7 @@
 Image/mask readers and list files are fuzzed in tests/data/test_fuzz.py; here: build
 profiles (TOML), engine sidecars (JSON), the ONNX header reader and the metadata JSON,
 both calibration-cache parsers and the source-string parser.  Bounded: 60-80 examples
-each, no deadline (a shared CPU).
+each, no deadline (a shared CPU), reproducible in CI (see tests/fuzzing.py).
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fcn_edge.errors import FcnEdgeError  # noqa: E402
+from tests.fuzzing import fuzz_settings  # noqa: E402
 
-FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                          HealthCheck.too_slow])
-SOME = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                          HealthCheck.too_slow])
+FUZZ = fuzz_settings(80)
+SOME = fuzz_settings(60)
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True),
                       st.text(max_size=20))
@@ -261,6 +260,9 @@ source_texts = st.one_of(
 
 @FUZZ
 @given(text=source_texts)
+@example(text="~\x00")  # once reached os.path.expanduser and raised ValueError (CI, stop 12)
+@example(text="/dev/video0\x00")
+@example(text="csi://0\n")
 def test_source_string_parser(text):
     from fcn_edge.stream.sources import SourceSpec, parse_source
 
