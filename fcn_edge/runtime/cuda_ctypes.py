@@ -303,7 +303,7 @@ def _version_text(version: int) -> str:
 def _driver_missing(cudart: Cudart) -> str:
     runtime = _version_text(cudart.version("cudaRuntimeGetVersion"))
     return (f"no NVIDIA driver is loaded: {cudart.path} (CUDA runtime {runtime}) answered cudaGetDeviceCount with "
-            f"cudaErrorInsufficientDriver and reports driver version 0; install the NVIDIA driver for this GPU "
+            f"cudaErrorInsufficientDriver and reports driver version 0; install the NVIDIA driver "
             f"(on a Jetson it comes with JetPack) or run on a machine where `nvidia-smi` lists a GPU")
 
 

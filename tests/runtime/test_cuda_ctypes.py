@@ -196,3 +196,15 @@ def test_cuda_flag_of_run_and_bench(capsys):
         parser.parse_args(["run", "m.engine", "--source", "0", "--cuda", "cupy"])
     err = capsys.readouterr().err
     assert "--cuda: invalid choice: 'cupy'" in err and all(choice in err for choice in CUDA_CHOICES)
+
+
+def test_doctor_reports_libcudart(monkeypatch, tmp_path):
+    from fcn_edge.doctor import probe_libcudart
+
+    monkeypatch.setenv(CUDART_ENV, str(tmp_path))
+    probe = probe_libcudart()
+    assert not probe.ok and "nvidia-cuda-runtime-cu12" in probe.hint
+    if TOOLKIT_LIBS:
+        monkeypatch.setenv(CUDART_ENV, TOOLKIT_LIBS[0])
+        probe = probe_libcudart()
+        assert probe.ok and probe.detail.startswith(TOOLKIT_LIBS[0]) and "CUDA runtime" in probe.detail
