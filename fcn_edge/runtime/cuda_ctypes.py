@@ -356,15 +356,19 @@ class CtypesCudaMemory(CudaMemory):
     name = "ctypes"
 
     def __init__(self, device_id: int = 0, location: Optional[str] = None) -> None:
-        self.rt = load_cudart(location)
-        self.device_id = int(device_id)
-        self._local = threading.local()
-        self._pinned: dict = {}
-        self._lock = threading.Lock()
+        self._attach(load_cudart(location), device_id)
         count = device_count(self.rt)
         if self.device_id >= count:
             raise CudaError(f"CUDA device {self.device_id} was asked for but {count} device(s) are visible")
         self.make_current()
+
+    def _attach(self, cudart: Cudart, device_id: int) -> None:
+        """Bind to a loaded library without touching the device (the tests drive every call through it)."""
+        self.rt = cudart
+        self.device_id = int(device_id)
+        self._local = threading.local()
+        self._pinned: dict = {}
+        self._lock = threading.Lock()
 
     @property
     def library_path(self) -> str:

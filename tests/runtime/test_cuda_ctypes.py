@@ -208,3 +208,44 @@ def test_doctor_reports_libcudart(monkeypatch, tmp_path):
         monkeypatch.setenv(CUDART_ENV, TOOLKIT_LIBS[0])
         probe = probe_libcudart()
         assert probe.ok and probe.detail.startswith(TOOLKIT_LIBS[0]) and "CUDA runtime" in probe.detail
+
+
+@needs_toolkit
+def test_every_call_reaches_libcudart_and_fails_as_one_sentence():
+    """Without a driver every runtime call answers cudaErrorInsufficientDriver before using its arguments,
+    so each method's call (argument types included) runs for real and comes back as one CudaError."""
+    if _driver_loaded():
+        pytest.skip("an NVIDIA driver is loaded here")
+    import numpy as np
+
+    memory = CtypesCudaMemory.__new__(CtypesCudaMemory)
+    memory._attach(load_cudart(), 0)  # past the device-count check, which would stop here
+    stream = cuda_ctypes._CtypesStream(memory.rt, ctypes.c_void_p())  # the legacy default stream (NULL)
+    event = cuda_ctypes._CtypesEvent(memory.rt, ctypes.c_void_p())
+    host = np.zeros((2, 3), np.float16)
+    calls = {
+        "cudaSetDevice(0)": memory.make_current,
+        "cudaMalloc(64 bytes)": lambda: memory.malloc(64),
+        "cudaMallocHost(12 bytes)": lambda: memory.pinned_empty((2, 3), np.float16),
+        "cudaMemcpyAsync host->device": lambda: memory.copy_htod_async(0, host, stream),
+        "cudaMemcpyAsync device->host": lambda: memory.copy_dtoh_async(host, 0, stream),
+        "cudaStreamCreateWithFlags": memory.stream,
+        "cudaEventCreate": memory.event,
+        "cudaGetDeviceProperties": memory.device_name,
+        "cudaDeviceGetAttribute(75)": memory.compute_capability,
+        "cudaStreamSynchronize": stream.synchronize,
+        "cudaStreamWaitEvent": lambda: stream.wait_event(event),
+        "cudaEventRecord": lambda: event.record(stream),
+        "cudaEventSynchronize": event.synchronize,
+        "cudaEventQuery": event.query,
+        "cudaEventElapsedTime": lambda: event.elapsed_ms(event),
+        "cudaEventDestroy": event.close,
+        "cudaStreamDestroy": stream.close,
+    }
+    for what, call in calls.items():
+        with pytest.raises(CudaError) as caught:
+            call()
+        message = str(caught.value)
+        _one_sentence(message)
+        assert message.startswith(f"CUDA {what} failed: ") and "(cudaErrorInsufficientDriver, " in message, message
+    memory.close()  # nothing pinned: nothing to free
