@@ -130,7 +130,7 @@ def backend_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         options.update(device=device, threads=args.threads)
     elif backend == "tensorrt":
         options.update(cuda=args.cuda, device_id=gpu_index, check_sidecar=not args.no_sidecar_check,
-                       lean_runtime=args.lean_runtime)
+                       lean_runtime=getattr(args, "lean_runtime", None))  # serve has no --lean-runtime
     return options
 
 

@@ -192,6 +192,7 @@ def test_cuda_flag_of_run_and_bench(capsys):
     assert backend_options("tensorrt", run)["cuda"] == "ctypes"
     assert build_config(parser.parse_args(["bench", "m.engine", "--cuda", "ctypes"])).options["cuda"] == "ctypes"
     assert "cuda" not in build_config(parser.parse_args(["bench", "m.engine"])).options
+    assert backend_options("tensorrt", parser.parse_args(["serve", "m.engine", "--cuda", "ctypes"]))["cuda"] == "ctypes"
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "m.engine", "--source", "0", "--cuda", "cupy"])
     err = capsys.readouterr().err
