@@ -456,7 +456,8 @@ class _CtypesStream(Stream):
         self.rt.check(self.rt.lib.cudaStreamSynchronize(self.raw), "cudaStreamSynchronize")
 
     def wait_event(self, event: Event) -> None:
-        self.rt.check(self.rt.lib.cudaStreamWaitEvent(self.raw, event.raw, 0), "cudaStreamWaitEvent")  # type: ignore[attr-defined]
+        code = self.rt.lib.cudaStreamWaitEvent(self.raw, event.raw, 0)  # type: ignore[attr-defined]
+        self.rt.check(code, "cudaStreamWaitEvent")
 
     def close(self) -> None:
         if self.raw is not None:
@@ -469,7 +470,7 @@ class _CtypesEvent(Event):
         self.rt, self.raw = rt, handle
 
     def record(self, stream: Stream) -> None:
-        self.rt.check(self.rt.lib.cudaEventRecord(self.raw, stream.raw), "cudaEventRecord")  # type: ignore[attr-defined]
+        self.rt.check(self.rt.lib.cudaEventRecord(self.raw, stream.handle), "cudaEventRecord")
 
     def synchronize(self) -> None:
         self.rt.check(self.rt.lib.cudaEventSynchronize(self.raw), "cudaEventSynchronize")

@@ -87,7 +87,9 @@ class TensorRTRunner(Runner):
 
     ``check_sidecar=False`` loads an engine whose sidecar disagrees with this machine
     (the sidecar is still read for the model description); ``lean_runtime`` is the path
-    of TensorRT's lean runtime library for engines built with ``--exclude-lean-runtime``.
+    of TensorRT's lean runtime library for engines built with ``--exclude-lean-runtime``;
+    ``cuda`` is the CUDA layer: ``auto`` (cuda-python, else pycuda, else libcudart through
+    ctypes), ``cuda-python``, ``pycuda`` or ``ctypes`` (see :mod:`fcn_edge.runtime.cuda_memory`).
     """
 
     backend = "tensorrt"
