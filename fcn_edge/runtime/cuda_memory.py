@@ -146,7 +146,8 @@ def import_cudart():
         return cudart
     except ImportError as exc:
         raise MissingDependencyError("the Python package 'cuda-python' is needed to run TensorRT engines but is not "
-                                     "installed: pip install cuda-python (or pip install pycuda, or use --cuda ctypes)") from exc
+                                     "installed: pip install cuda-python (or pip install pycuda, or use --cuda "
+                                     "ctypes)") from exc
 
 
 def _native_handle(obj: Any) -> int:
@@ -444,9 +445,9 @@ def check_binding(binding: str) -> str:
 def choose_binding(binding: str = "auto") -> str:
     """The binding ``open_cuda`` uses: the one named, or for ``auto`` cuda-python, else pycuda, else ctypes.
 
-    ctypes (libcudart called directly, :mod:`fcn_edge.runtime.cuda_ctypes`) comes last only
-    because the Python bindings are what NVIDIA tests TensorRT with; it needs nothing installed
-    beyond the CUDA runtime that TensorRT itself loads, so a bare JetPack install still runs engines.
+    ctypes (libcudart called directly, :mod:`fcn_edge.runtime.cuda_ctypes`) comes last: an
+    installed binding is a choice the user made and keeps the behaviour it had; ctypes needs
+    nothing installed beyond the CUDA runtime TensorRT itself loads, so a bare JetPack runs engines.
     """
     if check_binding(binding) != "auto":
         return binding
