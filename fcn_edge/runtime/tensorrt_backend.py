@@ -48,7 +48,7 @@ from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
 from fcn_edge.modelinfo import ModelInfo
 from fcn_edge.runtime.base import LOGITS, InferenceResult, PendingInference, Runner, build_result
-from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, open_cuda
+from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, check_binding, open_cuda
 from fcn_edge.runtime.fallback import assume_model_info
 from fcn_edge.runtime.trt_buffers import BufferPlan, BufferRing, EngineTensor, check_input_shape, engine_io_spec
 
@@ -87,7 +87,9 @@ class TensorRTRunner(Runner):
 
     ``check_sidecar=False`` loads an engine whose sidecar disagrees with this machine
     (the sidecar is still read for the model description); ``lean_runtime`` is the path
-    of TensorRT's lean runtime library for engines built with ``--exclude-lean-runtime``.
+    of TensorRT's lean runtime library for engines built with ``--exclude-lean-runtime``;
+    ``cuda`` is the CUDA layer: ``auto`` (cuda-python, else pycuda, else libcudart through
+    ctypes), ``cuda-python``, ``pycuda`` or ``ctypes`` (see :mod:`fcn_edge.runtime.cuda_memory`).
     """
 
     backend = "tensorrt"
@@ -112,6 +114,7 @@ class TensorRTRunner(Runner):
 
     def _open(self, model_path: str | os.PathLike, cuda: str, device_id: int, buffer_sets: int, check_sidecar: bool,
               info: ModelInfo | None, profile: int, confidence: bool, lean_runtime: str | os.PathLike | None) -> None:
+        check_binding(cuda)  # a mistyped --cuda/cuda= is one sentence even where TensorRT is absent
         path = require_file(model_path, "TensorRT engine", ArtifactError)
         self.trt = require("tensorrt", purpose="to run TensorRT engines")
         self.model_path = str(path)
