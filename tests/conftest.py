@@ -114,7 +114,10 @@ def tiny_info():
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tiny_info):
     """A saved tiny FCN-8s (random weights, non-zero score layers so outputs vary)."""
-    import torch
+    try:
+        import torch
+    except ImportError:  # tests/compat's Python 3.8 / 3.10 environments: the device half without torch
+        pytest.skip("torch is not installed in this environment (the device half runs without it)")
 
     from fcn_edge.checkpoint import save_model
     from fcn_edge.models import build_model
