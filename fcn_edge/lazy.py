@@ -20,7 +20,7 @@ from fcn_edge.errors import MissingDependencyError
 INSTALL_HINTS: dict[str, str] = {
     "torch": "pip install torch==2.13.0 (CPU) or the CUDA build for your platform (https://pytorch.org)",
     "onnx": "pip install onnx",
-    "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu on a CUDA machine)",
+    "onnxruntime": "pip install 'fcn-edge[onnx]' (onnxruntime; or onnxruntime-gpu on a CUDA machine)",
     "onnxruntime.quantization": "pip install onnxruntime",
     "onnxscript": "pip install onnxscript",
     "tensorrt": "JetPack on a Jetson, or `pip install tensorrt` on a desktop with an NVIDIA driver",
