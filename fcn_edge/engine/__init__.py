@@ -6,5 +6,5 @@ FP16 conversion, DLA pre-check, sidecar, cache).  See README.md in this folder f
 versions targeted and what has (not yet) run on real TensorRT.
 
 Importing this package imports nothing heavy (no onnx, tensorrt, torch): the runtime
-imports :mod:`fcn_edge.engine.sidecar` and :mod:`fcn_edge.engine.gpu` on a Jetson.
+imports :mod:`fcn_edge.artifacts.sidecar` and :mod:`fcn_edge.artifacts.gpu` on a Jetson.
 """
