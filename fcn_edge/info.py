@@ -32,7 +32,7 @@ def describe_artifact(path: str | Path) -> dict[str, Any]:
                                                       "fcn_edge_version", "source") if k in training},
                 "resumable": ckpt.resume is not None}
     if suffix == ".onnx":
-        from fcn_edge.export import read_onnx_header, read_onnx_metadata
+        from fcn_edge.artifacts.onnx_metadata import read_onnx_header, read_onnx_metadata
 
         header = read_onnx_header(path)
         info, facts = read_onnx_metadata(path)
