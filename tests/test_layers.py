@@ -28,6 +28,7 @@ A module in none of these lists fails the test: a new module must be placed in a
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,9 @@ def _is_stdlib(name: str) -> bool:
     return name in names or name == "__future__"
 
 
+@functools.lru_cache(maxsize=None)
 def package_modules(root: Path = PACKAGE_ROOT) -> dict[str, tuple[str, bool]]:
+    """Every module of the package: name -> (source, is_package).  Read once per test run."""
     return {module_name(path, root): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
             for path in sorted(root.rglob("*.py")) if "__pycache__" not in path.parts}
 
