@@ -27,6 +27,7 @@ the package index or the C compiler is missing.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -82,8 +83,12 @@ def _key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", str(version))[:4])
 
 
+@functools.lru_cache(maxsize=None)
 def api_facts(family: str) -> dict:
-    """The API facts of one family: from the committed source-derived JSON (8.5) or the real wheel."""
+    """The API facts of one family: from the committed source-derived JSON (8.5) or the real wheel.
+
+    Cached per process; callers must not change the returned dict.
+    """
     if family in FROM_SOURCE:
         return json.loads(FROM_SOURCE[family].read_text())
     return live_facts(family)
