@@ -318,8 +318,14 @@ class ParserBehaviour(_Behaviour):
     _default_props = {"num_errors": 0}
 
     def parse_from_file(self, model: str) -> bool:
-        type(self)._trt_module.parsed_path = model
-        return True
+        trt = type(self)._trt_module
+        trt.parsed_path = model
+        errors = trt._options["parse_errors"]
+        self._props["num_errors"] = len(errors)
+        return not errors
+
+    def get_error(self, index: int) -> Any:
+        return type(self)._trt_module.ParserError._make(desc=type(self)._trt_module._options["parse_errors"][index])
 
 
 class ConfigBehaviour(_Behaviour):
@@ -466,12 +472,14 @@ DEFAULT_IO = [("frames", "INPUT", (1, 64, 64, 3), "UINT8"), ("labels", "OUTPUT",
 def make_recording_tensorrt(version: str, *, num_dla_cores: int = 2, io: "list[tuple] | None" = None,
                             family: str | None = None, execute: Callable[..., bool] | None = None,
                             profile_ranges: tuple = ((1, 64, 64, 3), (2, 64, 64, 3), (4, 128, 128, 3)),
-                            deserialize_fails: bool = False, check_engine_prefix: bool = True) -> types.ModuleType:
+                            deserialize_fails: bool = False, check_engine_prefix: bool = True,
+                            parse_errors: "tuple[str, ...]" = ()) -> types.ModuleType:
     """A strict stand-in for ``tensorrt`` ``version`` (facts of its API family, or of ``family``).
 
     ``io``: the engine's tensors as ``(name, "INPUT"|"OUTPUT", shape, DataType member)``;
     ``execute(context_state, stream_handle)``: what ``execute_async_v3`` does (runner tests);
-    ``profile_ranges``: min/opt/max filling the dynamic dims of ``get_tensor_profile_shape``.
+    ``profile_ranges``: min/opt/max filling the dynamic dims of ``get_tensor_profile_shape``;
+    ``parse_errors``: what the ONNX parser reports (it then fails).
     """
     family = family or family_of(version)
     try:
@@ -487,7 +495,7 @@ def make_recording_tensorrt(version: str, *, num_dla_cores: int = 2, io: "list[t
     trt._seq = itertools.count()
     trt._options = {"num_dla_cores": num_dla_cores, "io": list(io or DEFAULT_IO), "execute": execute,
                     "profile_ranges": profile_ranges, "deserialize_fails": deserialize_fails,
-                    "check_engine_prefix": check_engine_prefix}
+                    "check_engine_prefix": check_engine_prefix, "parse_errors": tuple(parse_errors)}
     enums = {q: _make_enum(q, members, version) for q, members in facts["enums"].items()}
     for qual, value in enums.items():
         if "." not in qual:
