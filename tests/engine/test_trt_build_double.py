@@ -119,6 +119,10 @@ def test_run_build_writes_engine_and_sidecar(tiny_fcn8s_aligned, tmp_path):
     assert (tmp_path / "t.cache").read_bytes() == TIMING_CACHE_BYTES
     assert any(line.startswith("wrote ") for line in lines)
     assert trt.parsed_path == str(tiny_fcn8s_aligned)
+    # the file holds exactly the bytes build-engine verified by deserializing them; no temporary files remain
+    (verified,) = calls_named(trt, "Runtime", "deserialize_cuda_engine")
+    assert out.read_bytes() == bytes(verified.args[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.engine", "m.fp16.engine.json", "t.cache"]
 
 
 def test_run_build_tensorrt11_parses_the_fp16_variant(tiny_fcn8s_aligned, tmp_path, monkeypatch):
