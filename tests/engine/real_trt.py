@@ -99,12 +99,15 @@ def live_facts(family: str) -> dict:
     package, version = WHEELS[family]
     folder = cache_root() / f"{package}-{version}-{_python_tag()}"
     dump = folder / "api.json"
-    if dump.is_file():
-        data = json.loads(dump.read_text())
-        if data.get("format") == DUMP_FORMAT:
-            return data
-    unpacked = _unpacked_wheel(package, version, folder)
-    stub_dir = _stub_libraries(unpacked / "tensorrt_bindings" / "tensorrt.so", folder / "stub")
+    try:
+        if dump.is_file():
+            data = json.loads(dump.read_text())
+            if data.get("format") == DUMP_FORMAT:
+                return data
+        unpacked = _unpacked_wheel(package, version, folder)
+        stub_dir = _stub_libraries(unpacked / "tensorrt_bindings" / "tensorrt.so", folder / "stub")
+    except OSError as exc:
+        raise Unavailable(f"the cache folder {folder} is not usable: {exc}") from None
     data = _dump(unpacked, stub_dir)
     data.update(format=DUMP_FORMAT, family=family,
                 source=f"PyPI wheel {package}=={version} ({_python_tag()}), imported with stub libnvinfer")
@@ -124,16 +127,30 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# After one failed download in this process, the others are not tried (no network: skip fast).
+_download_failure: list[str] = []
+
+
 def _unpacked_wheel(package: str, version: str, folder: Path) -> Path:
     unpacked = folder / "unpacked"
     if (unpacked / "tensorrt_bindings" / "tensorrt.so").is_file():
         return unpacked
+    if _download_failure:
+        raise Unavailable(f"{package}=={version} not tried: an earlier download in this run failed ({_download_failure[0]})")
+    try:
+        return _download(package, version, folder, unpacked)
+    except Unavailable as exc:
+        _download_failure.append(str(exc))
+        raise
+
+
+def _download(package: str, version: str, folder: Path, unpacked: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         try:
             done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                                   "--disable-pip-version-check", "-q", "-d", tmp, f"{package}=={version}"],
-                                  capture_output=True, text=True, timeout=300)
+                                   "--disable-pip-version-check", "--retries", "1", "--timeout", "30", "-q", "-d", tmp,
+                                   f"{package}=={version}"], capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise Unavailable(f"cannot run pip to download {package}=={version}: {exc}") from None
         wheels = list(Path(tmp).glob("*.whl"))
@@ -144,8 +161,12 @@ def _unpacked_wheel(package: str, version: str, folder: Path) -> Path:
         with zipfile.ZipFile(wheels[0]) as archive:
             archive.extractall(staging)
         if unpacked.exists():
-            shutil.rmtree(unpacked)
-        os.replace(staging, unpacked)
+            shutil.rmtree(unpacked, ignore_errors=True)
+        try:
+            os.replace(staging, unpacked)
+        except OSError:
+            if not (unpacked / "tensorrt_bindings" / "tensorrt.so").is_file():
+                raise  # not another process finishing the same unpacking first
     return unpacked
 
 
@@ -181,16 +202,17 @@ def _stub_libraries(module: Path, out: Path) -> Path:
     if not compiler:
         raise Unavailable("no C compiler (cc) to build the stub libnvinfer the real bindings load against")
     out.mkdir(parents=True, exist_ok=True)
-    source = out / "stub.c"
+    source = out / f"stub.{os.getpid()}.c"
     source.write_text("/* Stand-ins for the TensorRT symbols tensorrt.so links to; never called. */\n"
                       + "".join(f"void *{name}(void) {{ return 0; }}\n" for name in symbols))
     for name in names:
+        partial = out / f"{name}.{os.getpid()}.tmp"
         try:
-            subprocess.run([compiler, "-shared", "-fPIC", "-o", str(out / (name + ".tmp")), str(source),
-                            f"-Wl,-soname,{name}"], capture_output=True, check=True, timeout=120)
+            subprocess.run([compiler, "-shared", "-fPIC", "-o", str(partial), str(source), f"-Wl,-soname,{name}"],
+                           capture_output=True, check=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as exc:
             raise Unavailable(f"the C compiler could not build the stub {name}: {exc}") from None
-        os.replace(out / (name + ".tmp"), out / name)
+        os.replace(partial, out / name)
     return out
 
 
