@@ -340,5 +340,7 @@ def test_control_wrong_keywords_readonly_properties_and_overrides_are_refused():
         config.max_workspace_size = 1 << 20  # removed in 10.0
     with pytest.raises(ApiMismatch, match="has no method 'step_done'"):
         type("Monitor", (trt.IProgressMonitor,), {"step_done": lambda self: True})
+    with pytest.raises(SignatureMismatch, match=r"phase_start\(phase_name, parent_phase, num_steps\)"):
+        type("Monitor", (trt.IProgressMonitor,), {"phase_start": lambda self, phase_name: None})
     with pytest.raises(ApiMismatch, match="cannot be constructed"):
         trt.IBuilderConfig()

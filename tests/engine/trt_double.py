@@ -28,6 +28,7 @@ is NOT TensorRT.  Every call and property assignment is recorded in ``trt.calls`
 from __future__ import annotations
 
 import enum
+import inspect
 import itertools
 import types
 from dataclasses import dataclass, field
@@ -149,11 +150,18 @@ class StrictObject(metaclass=_StrictMeta):
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("_standin"):
             return
-        # A Python subclass written by fcn-edge: every method it overrides must exist on the real base.
+        # A Python subclass written by fcn-edge: every method it overrides must exist on the real base
+        # and take the arguments TensorRT passes (the real signature's parameters, positionally).
         for name, value in cls.__dict__.items():
-            if not name.startswith("_") and callable(value) and name not in cls._trt_members:
+            if name.startswith("_") or not callable(value):
+                continue
+            if name not in cls._trt_members:
                 raise ApiMismatch(f"TensorRT {cls._trt_version}: {cls._trt_name} has no method {name!r} to override "
                                   f"(TensorRT would never call {cls.__name__}.{name})")
+            known = [s for s in cls._trt_members[name].get("signatures", []) if s is not None]
+            if known and not any(_takes(value, len(s)) for s in known):
+                raise SignatureMismatch(f"TensorRT {cls._trt_version}: TensorRT calls {cls._trt_name}.{name}"
+                                        + " | ".join(_render(s) for s in known) + f", which {cls.__name__}.{name} cannot take")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
@@ -222,6 +230,15 @@ class StrictObject(metaclass=_StrictMeta):
         hook = getattr(_standin_class(cls), "_on_set", None)
         if hook is not None:
             hook(self, name, value)
+
+
+def _takes(function: Callable[..., Any], count: int) -> bool:
+    """Can ``function(self, a1, ..., a_count)`` be called?"""
+    try:
+        inspect.signature(function).bind(None, *([None] * count))
+    except TypeError:
+        return False
+    return True
 
 
 def _init_state(obj: Any) -> None:
