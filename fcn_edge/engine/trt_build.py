@@ -2,12 +2,14 @@
 
 Everything *what to do* is decided beforehand, in plain tested Python, by
 :func:`fcn_edge.engine.plan.resolve_build_plan`; this module only carries the plan
-out, call by call, in the order :meth:`BuildPlan.api_calls` lists.  It is written
-against TensorRT's documented Python API for 8.5, 8.6, 10.x and 11.x (names that
-exist in all of them, chosen per version by the plan) and is exercised in tests
-against a recording *test double* of the ``tensorrt`` module.
+out, call by call.  It uses names that exist in TensorRT 8.5, 8.6, 10.x and 11.x
+(chosen per version by the plan), and the tests check that claim against TensorRT's own
+Python API: a strict stand-in of the ``tensorrt`` module generated, per version, from
+NVIDIA's real binding wheels (8.6 to 11.4) and binding source (8.5) refuses any name,
+writable property or keyword argument that version lacks (tests/engine/trt_double.py).
 
-**It has never run on a real TensorRT.**  ``benchmarks/trt_end_to_end.py`` and
+**It has never run on a real TensorRT library.**  The stand-in proves the API is used as
+it exists, not what TensorRT does with it; ``benchmarks/trt_end_to_end.py`` and
 ``tests/engine/test_trt_gpu.py`` (marked ``tensorrt``) are the checks to run on a
 GPU machine.
 """
