@@ -6,7 +6,7 @@ calls the thin TensorRT module (:mod:`fcn_edge.engine.trt_build`) makes, which O
 variant it parses (as exported, converted to FP16 for TensorRT 11, calibrated to Q/DQ
 now, deconvolutions unpadded for DLA), and what is refused and why, in one sentence.
 
-The version facts it relies on are in :mod:`fcn_edge.engine.versions`.  Summary:
+The version facts it relies on are in :mod:`fcn_edge.artifacts.trt_versions`.  Summary:
 
 * 8.5 / 8.6 (JetPack 5 / 6.0): EXPLICIT_BATCH network; FP16/INT8 builder flags; the
   implicit INT8 calibrator reads a calibration cache; no progress monitor.
@@ -21,11 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fcn_edge.engine.gpu import GpuInfo
+from fcn_edge.artifacts.gpu import GpuInfo
 from fcn_edge.engine.onnx_info import OnnxFacts, TensorFacts
 from fcn_edge.engine.options import BuildOptions
-from fcn_edge.engine.sidecar import engine_load_settings
-from fcn_edge.engine.versions import TrtFeatures, TrtVersion, calibrate_target_for, features_for, parse_trt_version
+from fcn_edge.artifacts.trt_versions import TrtFeatures, TrtVersion, calibrate_target_for, features_for, parse_trt_version
 from fcn_edge.errors import FcnEdgeError
 
 
@@ -103,46 +102,6 @@ class BuildPlan:
     @property
     def uses_calibrator(self) -> bool:
         return self.calibrator is not None
-
-    def api_calls(self) -> list[str]:
-        """The TensorRT calls :func:`fcn_edge.engine.trt_build.build_engine` makes, in order.
-
-        Tests run the TensorRT module against a recording test double of ``tensorrt``
-        and compare what it called with this list, for each TensorRT version.
-        """
-        calls = ["Builder(logger)",
-                 f"create_network({' | '.join(self.network_flags) if self.network_flags else '0'})",
-                 "OnnxParser(network, logger)", "parse_from_file(onnx)", "create_builder_config()",
-                 f"set_memory_pool_limit(WORKSPACE, {self.workspace_bytes})"]
-        calls += [f"set_flag({flag})" for flag in self.builder_flags]
-        if self.dla_core is not None:
-            calls += ["default_device_type = DLA", f"DLA_core = {self.dla_core}"]
-        if self.hardware_compat == "ampere+":
-            calls.append("hardware_compatibility_level = AMPERE_PLUS")
-        if self.profile:
-            calls.append("create_optimization_profile()")
-            calls += [f"set_shape({p.name}, {list(p.min)}, {list(p.opt)}, {list(p.max)})" for p in self.profile]
-            calls.append("add_optimization_profile(profile)")
-        if self.calibrator:
-            calls.append(f"int8_calibrator = {self.calibrator}(cache)")
-            if self.profile:
-                calls.append("set_calibration_profile(profile)")
-        if self.timing_cache:
-            calls += ["create_timing_cache(cache)", "set_timing_cache(cache, ignore_mismatch=False)"]
-        if self.progress == "monitor":
-            calls.append("progress_monitor = IProgressMonitor")
-        calls.append("build_serialized_network(network, config)")
-        if self.timing_cache:
-            calls.append("get_timing_cache().serialize()")
-        calls.append("Runtime(logger)")
-        load = engine_load_settings(version_compatible=self.version_compatible,
-                                    exclude_lean_runtime=self.exclude_lean_runtime, dla_core=self.dla_core)
-        if load.engine_host_code_allowed:
-            calls.append("engine_host_code_allowed = True")
-        if load.dla_core is not None:
-            calls.append(f"runtime.DLA_core = {load.dla_core}")
-        calls.append("deserialize_cuda_engine(plan)")
-        return calls
 
     def cache_fields(self) -> dict[str, Any]:
         """What, besides the ONNX, TensorRT and GPU, makes two engines differ (cache key)."""

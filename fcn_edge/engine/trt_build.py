@@ -2,12 +2,14 @@
 
 Everything *what to do* is decided beforehand, in plain tested Python, by
 :func:`fcn_edge.engine.plan.resolve_build_plan`; this module only carries the plan
-out, call by call, in the order :meth:`BuildPlan.api_calls` lists.  It is written
-against TensorRT's documented Python API for 8.5, 8.6, 10.x and 11.x (names that
-exist in all of them, chosen per version by the plan) and is exercised in tests
-against a recording *test double* of the ``tensorrt`` module.
+out, call by call.  It uses names that exist in TensorRT 8.5, 8.6, 10.x and 11.x
+(chosen per version by the plan), and the tests check that claim against TensorRT's own
+Python API: a strict stand-in of the ``tensorrt`` module generated, per version, from
+NVIDIA's real binding wheels (8.6 to 11.4) and binding source (8.5) refuses any name,
+writable property or keyword argument that version lacks (tests/engine/trt_double.py).
 
-**It has never run on a real TensorRT.**  ``benchmarks/trt_end_to_end.py`` and
+**It has never run on a real TensorRT library.**  The stand-in proves the API is used as
+it exists, not what TensorRT does with it; ``benchmarks/trt_end_to_end.py`` and
 ``tests/engine/test_trt_gpu.py`` (marked ``tensorrt``) are the checks to run on a
 GPU machine.
 """
@@ -22,8 +24,9 @@ from typing import Any, Callable
 
 from fcn_edge.engine.build_progress import MonitorBars
 from fcn_edge.engine.plan import BuildPlan
-from fcn_edge.engine.sidecar import engine_load_settings
-from fcn_edge.engine.trt_load import prepare_runtime, read_engine_io, sidecar_io
+from fcn_edge.artifacts.sidecar import engine_load_settings
+from fcn_edge.artifacts.trt_tables import sidecar_io
+from fcn_edge.runtime.trt_load import prepare_runtime, read_engine_io
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.lazy import require
 
@@ -204,7 +207,7 @@ def inspect_engine(trt: ModuleType, engine_bytes: bytes, logger: Any, plan: Buil
     """Deserialize the new engine (proving it loads) and read its real I/O names, shapes and dtypes.
 
     The runtime is prepared and the engine read exactly as the TensorRT runtime backend
-    does on the device (:mod:`fcn_edge.engine.trt_load`).
+    does on the device (:mod:`fcn_edge.runtime.trt_load`).
     """
     settings = engine_load_settings(version_compatible=plan.version_compatible,
                                     exclude_lean_runtime=plan.exclude_lean_runtime, dla_core=plan.dla_core)

@@ -173,7 +173,7 @@ def source_sinks(texts: list[str], specs: list, *, fps: float | None = None, cod
 def main(args: argparse.Namespace) -> int:
     from fcn_edge.errors import FcnEdgeError, SourceError
     from fcn_edge.fileio import atomic_write_text, check_writable_destination
-    from fcn_edge.modelinfo import parse_size
+    from fcn_edge.artifacts.modelinfo import parse_size
     from fcn_edge.runtime import open_runner, resolve_backend
     from fcn_edge.stream import ReconnectPolicy, RunConfig, SourceOptions, StreamRunner, ViewOptions, parse_source
 
