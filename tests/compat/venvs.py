@@ -131,7 +131,11 @@ class Venv:
         return cls(path)
 
     def pip_install(self, *requirements: str | Path, timeout: float = 900) -> str:
-        """``pip install`` into this environment as a user would (index, pip's cache, the machine's pip config)."""
+        """``pip install`` into this environment as a user would (index, pip's cache, the machine's pip config).
+
+        Callers pass ``--no-compile``: byte-compiling every installed file (sympy alone has
+        over a thousand) doubles the time and changes nothing that is resolved or installed.
+        """
         command = [sys.executable, "-m", "pip", "--python", self.python, "install", "--disable-pip-version-check",
                    "--no-input", "--progress-bar", "off", *requirements]
         return _run(command, timeout=timeout, env=self.environ()).stdout
