@@ -28,7 +28,8 @@ a missing one skips with where it was looked for.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -98,42 +99,20 @@ WITH_ONNXRUNTIME = (
 )
 
 
-class Stages:
-    """One Python's environment and how far it has been built (stage 1, then stage 2)."""
+@dataclass
+class Outcome:
+    """What one stage of one Python gave: the versions installed and pytest's summary, or why not."""
 
-    def __init__(self, venv: venvs.Venv, wheel, jetpack: JetPack):
-        self.venv, self.wheel, self.jetpack, self.stage = venv, wheel, jetpack, 0
+    found: dict = field(default_factory=dict)
+    summary: str = ""
+    error: str | None = None
+    skip: str | None = None
 
-    def core(self) -> venvs.Venv:
-        if self.stage < 1:
-            self.venv.pip_install("--no-compile", f"{self.wheel}[engine]", f"numpy=={self.jetpack.numpy}",
-                                  f"opencv-python-headless=={self.jetpack.opencv}", "pytest")
-            self.stage = 1
-        return self.venv
-
-    def with_onnxruntime(self) -> venvs.Venv:
-        self.core()
-        if self.stage < 2:
-            self.venv.pip_install("--no-compile", f"{self.wheel}[onnx]", f"numpy=={ONNXRUNTIME_NUMPY}")
-            self.stage = 2
-        return self.venv
-
-
-@pytest.fixture(scope="session")
-def jetpack_envs(venvs_root, fcn_edge_wheel, base_python):
-    """Python version -> its Stages, made on first use (interpreter missing: skip naming where it was looked for)."""
-    made: dict[str, Stages] = {}
-
-    def get(version: str) -> Stages:
-        if version not in made:
-            python, why_not = venvs.find_python(version)
-            if python is None:
-                pytest.skip(why_not)
-            venv = venvs.Venv.create(venvs_root / f"py{version.replace('.', '')}", python)
-            made[version] = Stages(venv, fcn_edge_wheel, JETPACKS[version])
-        return made[version]
-
-    return get
+    def check(self) -> dict:
+        if self.skip:
+            pytest.skip(self.skip)
+        assert self.error is None, self.error
+        return self.found
 
 
 def run_tests(venv: venvs.Venv, files, basetemp, models=None) -> str:
@@ -149,24 +128,58 @@ def run_tests(venv: venvs.Venv, files, basetemp, models=None) -> str:
     return summary
 
 
+def both_stages(version: str, root, wheel, models) -> dict[str, Outcome]:
+    """Stage 1 then stage 2 of ``version`` in one environment; each stage's outcome (never raises)."""
+    python, why_not = venvs.find_python(version)
+    if python is None:
+        return {"core": Outcome(skip=why_not), "onnx": Outcome(skip=why_not)}
+    jetpack = JETPACKS[version]
+    venv = venvs.Venv.create(root / f"py{version.replace('.', '')}", python)
+    stages = (
+        ("core", ("--no-compile", f"{wheel}[engine]", f"numpy=={jetpack.numpy}",
+                  f"opencv-python-headless=={jetpack.opencv}", "pytest"), WITHOUT_ONNXRUNTIME, None),
+        ("onnx", ("--no-compile", f"{wheel}[onnx]", f"numpy=={ONNXRUNTIME_NUMPY}"), WITH_ONNXRUNTIME, models),
+    )
+    outcomes: dict[str, Outcome] = {}
+    for stage, requirements, files, stage_models in stages:
+        outcome = outcomes[stage] = Outcome()
+        try:
+            venv.pip_install(*requirements)
+        except AssertionError as exc:  # stage 2 cannot follow a failed install
+            outcome.error = f"pip install failed: {exc}"
+            outcomes.setdefault("onnx", Outcome(error=f"stage 1 could not install: {exc}"))
+            break
+        outcome.found = venv.versions("numpy", "opencv-python-headless", "onnxruntime", "onnx", "torch")
+        try:
+            outcome.summary = run_tests(venv, files, root / f"pytest-{version}-{stage}", stage_models)
+        except AssertionError as exc:
+            outcome.error = str(exc)
+    return outcomes
+
+
+@pytest.fixture(scope="session")
+def jetpack_runs(venvs_root, fcn_edge_wheel, prebuilt_models):
+    """Every Python's two stages, the Pythons side by side: two processes on two cores, about half the wall time."""
+    with ThreadPoolExecutor(max_workers=len(JETPACKS)) as pool:
+        futures = {v: pool.submit(both_stages, v, venvs_root, fcn_edge_wheel, prebuilt_models) for v in JETPACKS}
+    return {version: future.result() for version, future in futures.items()}
+
+
 @pytest.mark.parametrize("version", sorted(JETPACKS))
-def test_device_half_with_jetpacks_numpy(version, jetpack_envs, tmp_path):
+def test_device_half_with_jetpacks_numpy(version, jetpack_runs):
     """Stage 1: JetPack's numpy and OpenCV version, no ONNX Runtime, no torch."""
-    stages = jetpack_envs(version)
-    venv = stages.core()
-    found = venv.versions("numpy", "opencv-python-headless", "onnxruntime", "torch", "onnx")
-    assert found["numpy"] == stages.jetpack.numpy and found["opencv-python-headless"] == stages.jetpack.opencv
+    outcome = jetpack_runs[version]["core"]
+    found = outcome.check()
+    jetpack = JETPACKS[version]
+    assert found["numpy"] == jetpack.numpy and found["opencv-python-headless"] == jetpack.opencv, found
     assert found["onnxruntime"] is None and found["torch"] is None, found
-    summary = run_tests(venv, WITHOUT_ONNXRUNTIME, tmp_path / "pytest")
-    print(f"Python {version}, {found}: {summary}")
+    print(f"Python {version}, {found}: {outcome.summary}")
 
 
 @pytest.mark.parametrize("version", sorted(JETPACKS))
-def test_device_half_with_onnx_extra(version, jetpack_envs, prebuilt_models, tmp_path):
+def test_device_half_with_onnx_extra(version, jetpack_runs):
     """Stage 2: the onnx extra on the oldest numpy onnxruntime accepts; the tests that run ONNX models."""
-    stages = jetpack_envs(version)
-    venv = stages.with_onnxruntime()
-    found = venv.versions("numpy", "onnxruntime", "onnx", "opencv-python-headless", "torch")
+    outcome = jetpack_runs[version]["onnx"]
+    found = outcome.check()
     assert found["numpy"] == ONNXRUNTIME_NUMPY and found["onnxruntime"] and found["torch"] is None, found
-    summary = run_tests(venv, WITH_ONNXRUNTIME, tmp_path / "pytest", models=prebuilt_models)
-    print(f"Python {version}, {found}: {summary}")
+    print(f"Python {version}, {found}: {outcome.summary}")

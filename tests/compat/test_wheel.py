@@ -149,7 +149,7 @@ def write_engine_with_sidecar(path):
     """An engine file (bytes TensorRT would reject, which info never reads) and the sidecar build-engine writes."""
     from tests.engine.test_sidecar import ENGINE, sidecar_dict
 
-    from fcn_edge.engine.sidecar import write_engine_and_sidecar
+    from fcn_edge.artifacts.sidecar import write_engine_and_sidecar
 
     write_engine_and_sidecar(path, ENGINE, sidecar_dict(trt="8.6.2"))
     return path
