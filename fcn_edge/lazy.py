@@ -88,6 +88,11 @@ def numpy_mismatch(error: BaseException | None) -> str | None:
             "against numpy 1.x; in this venv run `pip install 'numpy<2'` (a system OpenCV needs the system's numpy)")
 
 
+# OpenCV's cv::utils::logging::LogLevel values, for builds without cv2.utils.logging.
+_NUMERIC_LOG_LEVELS = {"LOG_LEVEL_SILENT": 0, "LOG_LEVEL_FATAL": 1, "LOG_LEVEL_ERROR": 2, "LOG_LEVEL_WARNING": 3,
+                       "LOG_LEVEL_INFO": 4, "LOG_LEVEL_DEBUG": 5, "LOG_LEVEL_VERBOSE": 6}
+
+
 @contextlib.contextmanager
 def opencv_log_level(level: str) -> Iterator[None]:
     """OpenCV's own log at ``level`` (e.g. ``"LOG_LEVEL_ERROR"``) for a block, restored after.
@@ -96,12 +101,19 @@ def opencv_log_level(level: str) -> Iterator[None]:
     decode; where fcn-edge reports the problem itself in one sentence, those lines are noise.
     Builds without ``cv2.utils.logging`` are left as they are.
     """
-    logging_api = getattr(getattr(opencv(), "utils", None), "logging", None)
-    if logging_api is None:
+    cv2 = opencv()
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is not None:
+        previous = logging_api.getLogLevel()
+        logging_api.setLogLevel(getattr(logging_api, level))
+    elif hasattr(cv2, "setLogLevel") and hasattr(cv2, "getLogLevel"):
+        # Older system builds (Debian 12's OpenCV 4.6) have only the numeric top-level calls.
+        logging_api = cv2
+        previous = cv2.getLogLevel()
+        cv2.setLogLevel(_NUMERIC_LOG_LEVELS[level])
+    else:
         yield
         return
-    previous = logging_api.getLogLevel()
-    logging_api.setLogLevel(getattr(logging_api, level))
     try:
         yield
     finally:
