@@ -5,7 +5,7 @@ gstreamer1.0-plugins-ugly for x264enc).  Prints ``ready rtsp://127.0.0.1:PORT/te
 listens; SIGTERM/SIGINT stop it.
 
 ``--stamp`` serves frames that carry their own send time: the top rows hold the wall clock
-(microseconds, 48 bits) as black/white 16x16 blocks, which survive H.264 at the bitrate used
+(microseconds, 56 bits) as black/white 16x16 blocks, which survive H.264 at the bitrate used
 here, so a reader on the same machine measures glass-to-glass latency as receive time minus
 the decoded stamp (see :func:`decode_stamp`).
 """
@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-BITS = 48
+BITS = 56  # microseconds since 1970 need 51 bits
 BLOCK = 16
 
 
