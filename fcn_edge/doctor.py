@@ -239,7 +239,7 @@ def probe_opencv() -> list[Probe]:
 def _mismatch_sentence(error: str) -> str | None:
     from fcn_edge.lazy import numpy_mismatch
 
-    return numpy_mismatch(ImportError(error))
+    return numpy_mismatch(error)
 
 
 def probe_cameras() -> Probe:

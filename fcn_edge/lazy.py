@@ -68,13 +68,13 @@ def opencv() -> ModuleType:
         raise
 
 
-def numpy_mismatch(error: BaseException | None) -> str | None:
+def numpy_mismatch(error: BaseException | str | None) -> str | None:
     """One sentence when ``cv2`` failed to import because it was built against numpy 1.x and numpy 2 is installed.
 
     That is what a pip numpy 2 in a ``--system-site-packages`` venv does to a system cv2
     (Debian's python3-opencv, JetPack's): the fix is numpy < 2 in that venv, not another OpenCV.
     """
-    text = f"{type(error).__name__}: {error}" if error is not None else ""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}" if error is not None else ""
     if not any(marker in text for marker in ("numpy.core.multiarray", "_ARRAY_API", "numpy.core._multiarray_umath",
                                              "compiled using NumPy 1.x")):
         return None
