@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -106,3 +107,22 @@ def test_v4l2_pipeline_runs_in_real_gstreamer_with_a_test_source_for_v4l2src(rob
     substituted = built.replace("v4l2src device=/dev/video0 io-mode=2", "videotestsrc is-live=true num-buffers=20")
     result = _run_pipeline(robot_venv, substituted)
     assert result["opened"] and result["frames"] >= 1 and result["shape"] == [240, 320, 3], result
+
+
+def test_hardware_style_file_playback_ends_after_its_frames(robot_venv, tiny_onnx, tmp_path):
+    # A Jetson plays files with filesrc ! qtdemux ! h264parse ! nvv4l2decoder ! nvvidconv ! appsink;
+    # here avdec_h264 + videoconvert stand in for NVIDIA's decoder and converter.
+    if shutil.which("gst-launch-1.0") is None:
+        pytest.skip("gst-launch-1.0 missing (apt-get install gstreamer1.0-tools)")
+    clip = tmp_path / "clip.mp4"
+    made = robot_venv.run("gst-launch-1.0", "-q", "videotestsrc", "num-buffers=30", "!",
+                          "video/x-raw,width=160,height=120,framerate=30/1", "!", "x264enc", "!", "h264parse", "!",
+                          "mp4mux", "!", "filesink", f"location={clip}")
+    assert made.returncode == 0 and clip.stat().st_size > 0, made.stderr
+    stats = tmp_path / "stats.json"
+    done = robot_venv.run(robot_venv.fcn_edge, "run", tiny_onnx, "--source",
+                          f"gst:filesrc location={clip} ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! appsink",
+                          "--sink", "none", "--stats-json", stats)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(stats.read_text())
+    assert data["frames"]["processed"] == 30 and data["stop_reason"] == "end-of-source"
