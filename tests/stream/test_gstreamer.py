@@ -7,6 +7,7 @@ here the decisions that need no GStreamer: liveness, appsinks, the RTSP pipeline
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -77,3 +78,13 @@ def test_rtsp_backend_option_is_checked():
 def test_v4l2_pipeline_states_only_the_caps_asked_for():
     assert "video/x-raw" not in v4l2_pipeline("/dev/video1").split("!")[1]
     assert "video/x-raw,width=640,height=480,framerate=30/1" in v4l2_pipeline("/dev/video1", 640, 480, 30)
+
+
+def test_live_flag_reopens_a_source_that_ends(run_cli, tiny_onnx, sample_video, tmp_path):
+    # a 12-frame file read as if it were a camera: reopened each time it ends, until --max-frames
+    stats = tmp_path / "stats.json"
+    run_cli("run", tiny_onnx, "--source", sample_video, "--live", "--max-frames", 30, "--reconnect-delay", 0.05,
+            "--sink", "none", "--stats-json", stats, check=True)
+    data = json.loads(stats.read_text())
+    assert data["reconnects"] >= 1 and data["stop_reason"] == "max-frames"
+    assert data["source"]["live"] and data["source"]["policy"] == "latest"
