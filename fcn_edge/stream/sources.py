@@ -29,6 +29,7 @@ import glob as globlib
 import logging
 import os
 import re
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -344,6 +345,36 @@ def rtsp_pipeline(url: str, transport: str = "tcp", latency_ms: int = 0) -> str:
             f"decodebin ! videoconvert ! video/x-raw, format=(string)BGR ! {appsink(True)}")
 
 
+def check_rtsp_server(url: str, timeout: float, name: str) -> None:
+    """Raise :class:`SourceError` unless an RTSP server answers ``OPTIONS`` at ``url`` within ``timeout`` s.
+
+    Cheap (one TCP round trip) and bounded, unlike the pipeline start it guards.  ``rtsps://``
+    servers are only checked for an accepting TCP port (the answer would need TLS).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    secure = parts.scheme.lower() == "rtsps"
+    try:
+        port = parts.port or (322 if secure else 554)
+        host = parts.hostname
+    except ValueError as exc:
+        raise SourceError(f"{name}: not a valid RTSP URL ({exc})") from None
+    if not host:
+        raise SourceError(f"{name}: the stream URL has no host")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            if secure:
+                return
+            connection.sendall(f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: fcn-edge\r\n\r\n".encode())
+            answer = connection.recv(64)
+    except OSError as exc:
+        raise SourceError(f"cannot open {name} (the server at {host}:{port} does not answer: "
+                          f"{exc.strerror or type(exc).__name__})") from None
+    if not answer.startswith(b"RTSP/"):
+        raise SourceError(f"cannot open {name} ({host}:{port} answered, but not as an RTSP server)")
+
+
 def rtsp_uses_gstreamer(spec: SourceSpec, options: SourceOptions) -> bool:
     """Whether an ``rtsp://`` source opens through GStreamer (``rtsp_backend`` auto: when this OpenCV has it)."""
     if spec.kind != "rtsp" or not spec.target.lower().startswith(("rtsp://", "rtsps://")):
@@ -432,6 +463,9 @@ class CaptureSource(Source):
                                   "--system-site-packages, not a pip wheel")
             return self._open_gstreamer(cv2, self.gst_pipeline())
         if rtsp_uses_gstreamer(spec, opt):
+            # OpenCV waits without a limit for a GStreamer pipeline to start, and an rtspsrc that
+            # meets a refused or silent server sometimes never finishes starting: ask the server first.
+            check_rtsp_server(spec.target, min(opt.open_timeout, 5.0), spec.display_name)
             return self._open_gstreamer(cv2, rtsp_pipeline(spec.target, opt.rtsp_transport))
         if spec.kind in ("rtsp", "http"):
             if spec.kind == "rtsp" and spec.target.lower().startswith("rtsp") and opt.rtsp_transport:

@@ -13,7 +13,7 @@ import pytest
 
 from fcn_edge.errors import SourceError
 from fcn_edge.stream.feed import default_policy
-from fcn_edge.stream.sources import (SourceOptions, complete_gst_pipeline, csi_pipeline, gst_pipeline_is_live,
+from fcn_edge.stream.sources import (SourceOptions, check_rtsp_server, complete_gst_pipeline, csi_pipeline, gst_pipeline_is_live,
                                      parse_source, rtsp_pipeline, v4l2_pipeline)
 
 FINITE = [
@@ -88,3 +88,37 @@ def test_live_flag_reopens_a_source_that_ends(run_cli, tiny_onnx, sample_video, 
     data = json.loads(stats.read_text())
     assert data["reconnects"] >= 1 and data["stop_reason"] == "max-frames"
     assert data["source"]["live"] and data["source"]["policy"] == "latest"
+
+
+def _one_answer_server(answer: bytes):
+    """A listening socket on 127.0.0.1 that answers one connection with ``answer``; (port, thread)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        with listener:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(1024)
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def test_rtsp_server_check_before_a_gstreamer_open():
+    # OpenCV waits without a limit for a GStreamer pipeline to start; the check bounds it.
+    port, thread = _one_answer_server(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n")
+    check_rtsp_server(f"rtsp://127.0.0.1:{port}/test", 5.0, "cam")
+    thread.join(5)
+    port, thread = _one_answer_server(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    with pytest.raises(SourceError, match="not as an RTSP server"):
+        check_rtsp_server(f"rtsp://127.0.0.1:{port}/test", 5.0, "cam")
+    thread.join(5)
+    with pytest.raises(SourceError, match=f"127.0.0.1:{port} does not answer"):  # nobody listens there now
+        check_rtsp_server(f"rtsp://127.0.0.1:{port}/test", 5.0, "cam")

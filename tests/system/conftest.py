@@ -133,7 +133,9 @@ class RunningProcess:
                 continue
             if predicate(line):
                 return line
-        raise AssertionError(f"waited {timeout:.0f} s for {what}; output:\n" + "\n".join(self.lines[-40:]))
+        events = [line for line in self.lines if " FPS |" not in line]  # periodic stats lines last
+        raise AssertionError(f"waited {timeout:.0f} s for {what}; output without the stats lines:\n"
+                             + "\n".join(events[-40:]) + "\nlast lines:\n" + "\n".join(self.lines[-5:]))
 
     def signal(self, signum: int = signal.SIGINT) -> None:
         self.process.send_signal(signum)
