@@ -413,7 +413,7 @@ class SegmentationNode(Node):
         """DiagnosticArray: FPS, per-stage p50/p95/p99, input-to-publish latency, drops, backend, model."""
         elapsed, processed, bad, window, totals = self.stats.take_window()
         status = DiagnosticStatus()
-        status.name = f"{self.get_name()}: segmentation"
+        status.name = f"{self.get_fully_qualified_name()}: segmentation"
         status.hardware_id = str(self._segmenter.runner.backend)
         fps = processed / elapsed
         values = [("fps", f"{fps:.2f}"), ("backend", str(self._segmenter.runner.backend)),

@@ -93,7 +93,7 @@ def test_burst_answered_by_a_few_masks_with_the_newest(ros_scenario):
 
 
 def test_diagnostics(ros_scenario):
-    plain = [d for d in ros_scenario["diagnostics"] if d["name"] == "fcn_edge: segmentation"
+    plain = [d for d in ros_scenario["diagnostics"] if d["name"] == "/plain/fcn_edge: segmentation"
              and d["values"].get("input") == "/plain/image"]
     assert plain, ros_scenario["diagnostics"]
     values = plain[-1]["values"]

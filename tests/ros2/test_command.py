@@ -1,0 +1,40 @@
+"""``fcn-edge ros2``'s command line and the composition example, with real rclpy in a network namespace."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tests.conftest import REPO_ROOT, assert_one_line_error
+from tests.onnx_models import write_video
+from tests.ros2.conftest import run_in_namespace
+
+
+def test_help_lists_every_setting_without_ros(run_cli):
+    from fcn_edge.ros2.settings import SETTINGS
+
+    done = run_cli("ros2", "--help", check=True)
+    for option in ("--compressed", "--source", "--frame-id", "--qos", "--publish", "--overlay-alpha", "--ros-args",
+                   "--shm-only"):
+        assert option in done.stdout
+    assert {s.name for s in SETTINGS} >= {"model", "publish_overlay", "qos"}
+
+
+def test_missing_model_is_one_line_error(ros_env, tmp_path):
+    done = run_in_namespace([sys.executable, "-m", "fcn_edge", "ros2", str(tmp_path / "missing.onnx")], ros_env, 120)
+    assert_one_line_error(done, "missing.onnx")
+    done = run_in_namespace([sys.executable, "-m", "fcn_edge", "ros2", "--ros-args", "-p", "qos:=fast"], ros_env, 120)
+    assert_one_line_error(done, "no model given")
+
+
+def test_compose_example(ros_env, tiny_onnx, tmp_path):
+    """examples/ros2_compose.py: the node in the robot's own executor answers the robot's frames."""
+    video = write_video(tmp_path / "clip.mp4", count=6, size=(96, 128))
+    done = run_in_namespace([sys.executable, str(REPO_ROOT / "examples" / "ros2_compose.py"), str(tiny_onnx),
+                             str(video), "--masks", "3"], ros_env, 180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) >= 3
+    assert all(line["size"] == [96, 128] and line["frame_id"] == "camera" for line in lines)
+    assert all(abs(sum(line["classes"].values()) - 1.0) < 0.01 for line in lines)
+    assert len({line["stamp"] for line in lines}) == len(lines)
