@@ -38,6 +38,8 @@ def register(subparsers: Any) -> None:
                         help="subscribe image/compressed (sensor_msgs/CompressedImage, jpeg/png)")
     parser.add_argument("--source", help="capture this source directly (csi://0, /dev/video0, rtsp://...) "
                         "instead of subscribing; the frame never crosses ROS")
+    parser.add_argument("--loop", action="store_true", default=None,
+                        help="with --source: replay a video file or image folder forever")
     parser.add_argument("--frame-id", dest="frame_id", help="frame_id of the outputs with --source (default camera)")
     parser.add_argument("--qos", choices=("sensor_data", "reliable"),
                         help="input QoS: sensor_data (best effort, keep last 1; default) or reliable (bag playback)")
@@ -56,8 +58,9 @@ def register(subparsers: Any) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     """The options the user gave, as parameter defaults (unset ones keep the node's defaults)."""
-    settings = {name: getattr(args, name, None) for name in
-                ("backend", "size", "compressed", "source", "frame_id", "qos", "overlay_alpha", "diagnostics_period")}
+    names = ("backend", "size", "compressed", "source", "loop", "frame_id", "qos", "overlay_alpha",
+             "diagnostics_period")
+    settings = {name: getattr(args, name, None) for name in names}
     for name in args.publish or ():
         settings[f"publish_{name}"] = True
     return {k: v for k, v in settings.items() if v is not None}
@@ -143,10 +146,10 @@ def spin_node(rclpy: Any, args: argparse.Namespace, stop: StopFlag) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while not stop.event.is_set() and rclpy.ok():
+        while not stop.event.is_set() and rclpy.ok() and not node.capture_finished.is_set():
             executor.spin_once(timeout_sec=0.1)
     finally:
-        reason = stop.signal_name or "ROS shutdown"
+        reason = stop.signal_name or ("source ended" if node.capture_finished.is_set() else "ROS shutdown")
         node.get_logger().info(f"stopping ({reason}): {node.stats.processed} frames segmented, "
                                f"{node.stats.dropped} dropped, {node.stats.bad} unusable")
         executor.remove_node(node)

@@ -156,6 +156,7 @@ class SegmentationNode(Node):
                  node_kwargs: Optional[Dict[str, Any]] = None, **settings: Any) -> None:
         super().__init__(node_name, **(node_kwargs or {}))
         self._stopping = threading.Event()
+        self.capture_finished = threading.Event()  # set when a --source stream ends (file played, source lost)
         self._slot = LatestSlot()
         self.stats = NodeStats()
         self._worker: Optional[threading.Thread] = None
@@ -328,8 +329,20 @@ class SegmentationNode(Node):
             self._process(frame, msg.header, wanted, start, time.perf_counter())
 
     def _capture_loop(self) -> None:
+        """With ``source``: the streaming runner captures (newest frame each time); each result is published."""
+        try:
+            self._publish_stream()
+        finally:
+            self.capture_finished.set()
+            if not self._stopping.is_set():
+                self.get_logger().info(f"source {self.settings['source']} ended")
+
+    def _publish_stream(self) -> None:
         header_frame = str(self.settings["frame_id"])
-        for result in self._segmenter.stream(self.settings["source"], keep_frame=True, reconnect=None):
+        # realtime: a file plays at its own frame rate with the latest-frame policy, like a camera
+        stream = self._segmenter.stream(self.settings["source"], keep_frame=True, reconnect=None, realtime=True,
+                                        loop=bool(self.settings["loop"]))
+        for result in stream:
             if self._stopping.is_set():
                 break
             wanted = self.wanted_outputs()

@@ -30,6 +30,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("size", "", True, "network input HxW for models that take several sizes; empty: the model's own"),
     Setting("compressed", False, True, "subscribe image/compressed (sensor_msgs/CompressedImage, jpeg/png) instead of image"),
     Setting("source", "", True, "capture this source directly (csi://0, /dev/video0, rtsp://...) instead of subscribing"),
+    Setting("loop", False, True, "with source: replay a video file or image folder forever (demos, tests)"),
     Setting("frame_id", "camera", True, "frame_id of the outputs' headers when capturing with source"),
     Setting("qos", "sensor_data", True, "input QoS: sensor_data (best effort, keep last 1) or reliable (bag playback)"),
     Setting("publish_class_mask", False, False, "compute class_mask even without subscribers"),

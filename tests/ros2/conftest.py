@@ -80,12 +80,18 @@ def run_in_namespace(command: list[str], env: dict, timeout: float) -> subproces
 @pytest.fixture(scope="session")
 def ros_scenario(ros_env, tiny_onnx, tmp_path_factory):
     """Run tests/ros2/scenario.py once (two nodes + a probe node, in one namespace); its report and arrays."""
+    from tests.onnx_models import write_video
+    from tests.ros2.frames import FRAME_SIZE
+
     out = tmp_path_factory.mktemp("ros2_scenario")
-    done = run_in_namespace([sys.executable, str(HERE / "scenario.py"), str(tiny_onnx), str(out)], ros_env, 300)
+    video = write_video(out / "direct.mp4", count=6, size=FRAME_SIZE)
+    done = run_in_namespace([sys.executable, str(HERE / "scenario.py"), str(tiny_onnx), str(out), str(video)],
+                            ros_env, 300)
     report_path = out / "report.json"
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(out.glob("*.log")))
     assert done.returncode == 0 and report_path.exists(), f"{done.stdout}\n{done.stderr}\n{logs}"
     report = json.loads(report_path.read_text())
     report["_logs"] = {p.stem: p.read_text() for p in out.glob("*.log")}
     report["_dir"] = out
+    report["_video"] = video
     return report

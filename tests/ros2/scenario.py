@@ -1,9 +1,10 @@
 """The ROS 2 side of tests/ros2: runs INSIDE a network namespace (``unshare -n``), never outside.
 
 pytest (tests/ros2/conftest.py) starts this script once per session as
-``unshare -n sh -c 'ip link set lo up && exec python scenario.py MODEL OUT'`` with the
-shared-memory-only Fast DDS environment.  It starts two real ``fcn-edge ros2`` nodes
-(``/plain`` subscribing ``image``, ``/packed`` subscribing ``image/compressed``) and a
+``unshare -n sh -c 'ip link set lo up && exec python scenario.py MODEL OUT VIDEO'`` with the
+shared-memory-only Fast DDS environment.  It starts three real ``fcn-edge ros2`` nodes
+(``/plain`` subscribing ``image``, ``/packed`` subscribing ``image/compressed``, ``/direct``
+capturing a video itself with ``--source``) and a
 test node publishing frames and recording what comes back, then stops the nodes with
 SIGINT and SIGTERM.  Everything observed goes to ``OUT/report.json`` and arrays to
 ``OUT/*.npz``; the assertions are in test_node.py, on the pytest side.
@@ -65,8 +66,8 @@ class Probe(Node):
         super().__init__("fcn_edge_test_probe")
         self.image_pub = self.create_publisher(Image, "/plain/image", 10)
         self.compressed_pub = self.create_publisher(CompressedImage, "/packed/image/compressed", 10)
-        self.received = {ns: {name: [] for name in OUTPUTS} for ns in ("plain", "packed")}
-        for ns in ("plain", "packed"):
+        self.received = {ns: {name: [] for name in OUTPUTS} for ns in ("plain", "packed", "direct")}
+        for ns in ("plain", "packed", "direct"):
             for name in OUTPUTS:
                 self.create_subscription(Image, f"/{ns}/fcn_edge/{name}",
                                          lambda msg, ns=ns, name=name: self.received[ns][name].append(msg), 10)
@@ -140,10 +141,11 @@ def stop(process: subprocess.Popen, sig: int) -> dict:
     return {"rc": rc, "seconds": round(time.monotonic() - start, 3), "killed": False}
 
 
-def main(model: str, out: Path) -> int:
+def main(model: str, out: Path, video: str) -> int:
     report: dict = {"outputs_half_made": 0}
     plain = start_node(model, "plain", out / "plain.log")
     packed = start_node(model, "packed", out / "packed.log", "--compressed")
+    direct = start_node(model, "direct", out / "direct.log", "--source", video, "--loop", "--frame-id", "cam_direct")
     rclpy.init()
     probe = Probe()
     frames = sent_frames()
@@ -247,7 +249,15 @@ def main(model: str, out: Path) -> int:
                 report.setdefault("packed_frame_ids", []).append(msg.header.frame_id)
         np.savez(out / "packed.npz", **packed_arrays)
 
-        for ns in ("plain", "packed"):
+        # 9. --source: the node captures the video itself
+        probe.spin_until(lambda: len(probe.masks("direct")) >= 3)
+        direct_masks = probe.masks("direct")[:3]
+        np.savez(out / "direct.npz", *[as_array(m) for m in direct_masks])
+        report["direct"] = [{"frame_id": m.header.frame_id, "stamp": stamp_of(m), "received": time.time_ns()}
+                            for m in direct_masks]
+        report["udp"]["direct"] = udp_sockets(direct.pid)
+
+        for ns in ("plain", "packed", "direct"):
             for name in OUTPUTS:
                 for msg in probe.received[ns][name]:
                     try:
@@ -258,6 +268,7 @@ def main(model: str, out: Path) -> int:
         # 9. SIGINT / SIGTERM: exit 0
         report["sigint"] = stop(plain, signal.SIGINT)
         report["sigterm"] = stop(packed, signal.SIGTERM)
+        report["sigint_direct"] = stop(direct, signal.SIGINT)
         probe.destroy_node()
         rclpy.try_shutdown()
         (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
@@ -265,4 +276,4 @@ def main(model: str, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], Path(sys.argv[2])))
+    sys.exit(main(sys.argv[1], Path(sys.argv[2]), sys.argv[3]))

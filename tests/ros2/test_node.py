@@ -64,7 +64,7 @@ def test_color_mask_overlay_confidence(ordered, local):
 
 
 def test_node_holds_no_udp_socket(ros_scenario):
-    for node in ("plain", "packed"):
+    for node in ("plain", "packed", "direct"):
         udp = ros_scenario["udp"][node]
         assert udp["sockets"] >= 0 and udp["udp"] == 0, (node, udp)
     assert ros_scenario["udp"]["probe"]["udp"] == 0
@@ -127,9 +127,34 @@ def test_compressed_input(ros_scenario, local):
     assert set(ros_scenario["packed_frame_ids"]) == {"packed_cam"}
 
 
+def test_source_captured_by_the_node(ros_scenario, local):
+    """--source: frames never cross ROS; masks carry the capture time and --frame-id, labels as the runner's."""
+    import cv2
+
+    seg, _ = local
+    capture = cv2.VideoCapture(str(ros_scenario["_video"]))
+    expected = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        expected.append(seg.segment(frame).labels)
+    capture.release()
+    masks = np.load(ros_scenario["_dir"] / "direct.npz")
+    assert len(masks.files) == 3
+    for name in masks.files:
+        mask = masks[name]
+        assert mask.shape == FRAME_SIZE
+        assert any(np.array_equal(mask, labels) for labels in expected), "a mask that matches no video frame"
+    for answer in ros_scenario["direct"]:
+        assert answer["frame_id"] == "cam_direct"
+        assert 0 < answer["received"] - answer["stamp"] < 60 * 10**9  # stamped at capture, on this clock
+
+
 def test_signals_exit_zero_and_nothing_half_made(ros_scenario):
     assert ros_scenario["sigint"]["rc"] == 0 and not ros_scenario["sigint"]["killed"], ros_scenario["sigint"]
     assert ros_scenario["sigterm"]["rc"] == 0 and not ros_scenario["sigterm"]["killed"], ros_scenario["sigterm"]
+    assert ros_scenario["sigint_direct"]["rc"] == 0 and not ros_scenario["sigint_direct"]["killed"]
     assert ros_scenario["outputs_half_made"] == 0
     assert "stopping (SIGINT)" in ros_scenario["_logs"]["plain"]
     assert "stopping (SIGTERM)" in ros_scenario["_logs"]["packed"]
