@@ -353,8 +353,9 @@ class SegmentationNode(Node):
             header = Image().header
             header.stamp.sec, header.stamp.nanosec = seconds_to_stamp(result.wall_time or time.time())
             header.frame_id = header_frame
-            start = time.perf_counter()
-            self._publish_result(result, result.frame, header, wanted, start, start, result.timings.get("inference"))
+            # the stream's own figures up to here: capture -> labels at the frame's size
+            before = {"inference": result.timings.get("inference"), "total": result.timings.get("end_to_end", 0.0)}
+            self._publish_result(result, result.frame, header, wanted, time.perf_counter(), before)
 
     def _process(self, frame: np.ndarray, header: Any, wanted: List[str], start: float, decoded: float) -> None:
         try:
@@ -368,11 +369,15 @@ class SegmentationNode(Node):
             self._warn(f"inference failed on a frame: {type(exc).__name__}: {exc}")
             return
         inferred = time.perf_counter()
-        self._publish_result(result, frame, header, wanted, start, decoded, (inferred - decoded) * 1000.0)
+        before = {"decode": (decoded - start) * 1000.0, "inference": (inferred - decoded) * 1000.0, "total": 0.0}
+        self._publish_result(result, frame, header, wanted, start, before)
 
     def _publish_result(self, result: Any, frame: np.ndarray, header: Any, wanted: List[str], start: float,
-                        decoded: float, infer_ms: Optional[float]) -> None:
-        """Build every wanted message completely, then publish them (nothing half-made on shutdown)."""
+                        before: Dict[str, Optional[float]]) -> None:
+        """Build every wanted message completely, then publish them (nothing half-made on shutdown).
+
+        ``before``: stage times (ms) already spent; ``total`` there is time spent before ``start``.
+        """
         encode_start = time.perf_counter()
         messages = [(self._output_pubs[name], self._output_message(name, result, frame, header)) for name in wanted]
         messages = [(pub, msg) for pub, msg in messages if msg is not None]
@@ -381,10 +386,9 @@ class SegmentationNode(Node):
         for publisher, msg in messages:
             publisher.publish(msg)
         done = time.perf_counter()
-        timings = {"decode": (decoded - start) * 1000.0, "encode": (done - encode_start) * 1000.0,
-                   "total": (done - start) * 1000.0}
-        if infer_ms is not None:
-            timings["inference"] = infer_ms
+        timings = {k: v for k, v in before.items() if v is not None}
+        timings["encode"] = (done - encode_start) * 1000.0
+        timings["total"] = (before.get("total") or 0.0) + (done - start) * 1000.0
         stamp = stamp_seconds(header.stamp)
         if stamp > 0:
             timings["input_to_publish"] = (self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1000.0
@@ -425,6 +429,9 @@ class SegmentationNode(Node):
     def diagnostics_message(self) -> Any:
         """DiagnosticArray: FPS, per-stage p50/p95/p99, input-to-publish latency, drops, backend, model."""
         elapsed, processed, bad, window, totals = self.stats.take_window()
+        stream_stats = self._segmenter.last_stats if self.settings["source"] else None
+        if stream_stats is not None:  # with source the streaming runner captures and drops
+            totals["received"], totals["dropped"] = stream_stats.frames_captured, stream_stats.frames_dropped
         status = DiagnosticStatus()
         status.name = f"{self.get_fully_qualified_name()}: segmentation"
         status.hardware_id = str(self._segmenter.runner.backend)
