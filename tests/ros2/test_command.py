@@ -38,3 +38,35 @@ def test_compose_example(ros_env, tiny_onnx, tmp_path):
     assert all(line["size"] == [96, 128] and line["frame_id"] == "camera" for line in lines)
     assert all(abs(sum(line["classes"].values()) - 1.0) < 0.01 for line in lines)
     assert len({line["stamp"] for line in lines}) == len(lines)
+
+
+SHM_ONLY_CHECK = r'''
+import os, signal, subprocess, sys, time
+node = subprocess.Popen([sys.executable, "-m", "fcn_edge", "ros2", sys.argv[1], "--shm-only"],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+lines = []
+for line in node.stdout:
+    lines.append(line)
+    if "outputs /fcn_edge/class_mask" in line:
+        break
+time.sleep(1.0)  # discovery has started by now; any UDP socket would be open
+udp = set()
+for name in ("udp", "udp6"):
+    for row in open(f"/proc/{node.pid}/net/{name}").read().splitlines()[1:]:
+        udp.add(row.split()[9])
+held = {os.readlink(f"/proc/{node.pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{node.pid}/fd")
+        if os.readlink(f"/proc/{node.pid}/fd/{fd}").startswith("socket:[")}
+node.send_signal(signal.SIGINT)
+rest = node.communicate(timeout=30)[0]
+print("UDP", len(udp & held), "IN_NAMESPACE", len(udp), "RC", node.returncode)
+print("".join(lines) + rest)
+'''
+
+
+def test_shm_only_flag_sets_the_profile_in_process(ros_env, tiny_onnx):
+    """--shm-only alone (no profile variables in the environment) keeps the node off UDP."""
+    env = {k: v for k, v in ros_env.items()
+           if k not in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION")}
+    done = run_in_namespace([sys.executable, "-c", SHM_ONLY_CHECK, str(tiny_onnx)], env, 120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "UDP 0 IN_NAMESPACE 0 RC 0" in done.stdout, done.stdout
