@@ -50,6 +50,7 @@ require("std_msgs.msg", purpose=_PURPOSE)
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa: E402
+from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -188,7 +189,12 @@ class SegmentationNode(Node):
             defaults["model"] = str(model)
         for setting in SETTINGS:
             descriptor = ParameterDescriptor(description=setting.description, read_only=setting.read_only)
-            self.declare_parameter(setting.name, defaults[setting.name], descriptor)
+            try:
+                self.declare_parameter(setting.name, defaults[setting.name], descriptor)
+            except ParameterException as exc:  # e.g. -p overlay_alpha:=1 (an integer for a double)
+                kind = type(setting.default).__name__
+                raise FcnEdgeError(f"parameter {setting.name}: {exc}; give a {kind} "
+                                   f"(like {setting.name}:={json.dumps(setting.default)})") from None
         self.settings = {s.name: self.get_parameter(s.name).value for s in SETTINGS}
         problem = self._invalid(self.settings)
         if problem:

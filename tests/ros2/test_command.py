@@ -25,6 +25,9 @@ def test_missing_model_is_one_line_error(ros_env, tmp_path):
     assert_one_line_error(done, "missing.onnx")
     done = run_in_namespace([sys.executable, "-m", "fcn_edge", "ros2", "--ros-args", "-p", "qos:=fast"], ros_env, 120)
     assert_one_line_error(done, "no model given")
+    done = run_in_namespace([sys.executable, "-m", "fcn_edge", "ros2", str(tmp_path / "m.onnx"), "--ros-args", "-p",
+                             "overlay_alpha:=1"], ros_env, 120)
+    assert_one_line_error(done, "parameter overlay_alpha", "give a float")
 
 
 def test_compose_example(ros_env, tiny_onnx, tmp_path):
