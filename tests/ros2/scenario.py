@@ -211,10 +211,16 @@ def main(model: str, out: Path, video: str) -> int:
         bad.data = bytes(FRAME_SIZE[0] * bad.step)
         short = image_msg(frames[0], base + 201_000_000_000)
         short.data = bytes(100)
-        probe.image_pub.publish(bad)
-        probe.spin_until(lambda: False, timeout=0.5)
-        probe.image_pub.publish(short)
-        probe.spin_until(lambda: False, timeout=0.5)
+        def plain_bad_count() -> int:
+            counts = [int(kv.value) for d in probe.diagnostics for s in d.status if s.name.startswith("/plain/")
+                      for kv in s.values if kv.key == "bad_messages"]
+            return max(counts, default=0)
+
+        # each bad message is sent until the node has counted it (a message replaced in the
+        # mailbox before the inference thread took it would be a drop, not a bad message)
+        for count, msg in enumerate((bad, short), start=1):
+            probe.spin_until(lambda: plain_bad_count() >= count or probe.image_pub.publish(msg)
+                             or probe.spin_until(lambda: plain_bad_count() >= count, timeout=2.0))
         good = base + 202_000_000_000
         probe.image_pub.publish(image_msg(frames[1], good))
         report["after_bad"] = probe.spin_until(lambda: any(stamp_of(m) == good for m in probe.masks()))

@@ -100,7 +100,7 @@ def test_diagnostics(ros_scenario):
     assert values["backend"] == "onnxruntime" and values["model"].endswith("tiny.onnx")
     assert int(values["processed"]) >= len(sent_frames()) + 1
     assert int(values["received"]) >= int(values["processed"])
-    assert int(values["bad_messages"]) == 2
+    assert int(values["bad_messages"]) >= 2  # each sent until counted (a resend under load counts again)
     for key in ("fps", "dropped"):
         assert key in values
     with_latency = [d["values"] for d in plain if "inference_ms_p50" in d["values"]]
