@@ -156,8 +156,9 @@ def main(model: str, out: Path, video: str) -> int:
         # 1. warm up until outputs flow (the node only works for outputs it sees subscribed)
         base = time.time_ns()
         warm = image_msg(frames[0], base)
-        report["warmup"] = probe.spin_until(lambda: probe.masks() or probe.image_pub.publish(warm), timeout=60)
-        probe.spin_until(lambda: all(probe.received["plain"][n] for n in OUTPUTS), timeout=5)
+        every_output = lambda: all(probe.received["plain"][n] for n in OUTPUTS)  # noqa: E731
+        report["warmup"] = probe.spin_until(lambda: every_output() or probe.image_pub.publish(warm)
+                                            or probe.spin_until(every_output, timeout=0.5), timeout=60)
         for name in OUTPUTS:
             probe.received["plain"][name].clear()
 

@@ -32,6 +32,7 @@ def ordered(ros_scenario):
 
 
 def test_every_frame_answered_with_its_header(ros_scenario):
+    assert ros_scenario["nodes_subscribed"] and ros_scenario["warmup"], "the nodes never answered"
     answered = ros_scenario["ordered"]["answered"]
     stamps = ros_scenario["ordered"]["stamps"]
     assert len(set(stamps)) == len(stamps) == len(sent_frames())
