@@ -1,7 +1,7 @@
 """``fcn-edge ros2``: run the segmentation node until SIGINT/SIGTERM.
 
 Each option is also a ROS parameter of the same name (``--publish overlay`` is
-``publish_overlay``); ``--ros-args`` and everything after it goes to ROS unchanged
+``publish_overlay``; not ``--shm-only``, which must act before ROS starts); ``--ros-args`` and everything after it goes to ROS unchanged
 (``-p name:=value`` overrides, ``-r`` remaps, ``__node:=``, ``__ns:=``).  SIGINT and
 SIGTERM stop the node: the frame in hand is not published, the process exits 0 within a
 few seconds.  Standard library only at import (``fcn-edge --help`` stays instant).
