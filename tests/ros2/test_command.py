@@ -73,3 +73,13 @@ def test_shm_only_flag_sets_the_profile_in_process(ros_env, tiny_onnx):
     done = run_in_namespace([sys.executable, "-c", SHM_ONLY_CHECK, str(tiny_onnx)], env, 120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "UDP 0 IN_NAMESPACE 0 RC 0" in done.stdout, done.stdout
+
+
+def test_without_ros_the_error_says_how_to_install(run_cli, tmp_path, tiny_onnx):
+    """An rclpy that cannot be imported (a shadowing test double raising ImportError, as on a machine without ROS)."""
+    (tmp_path / "rclpy").mkdir()
+    (tmp_path / "rclpy" / "__init__.py").write_text("raise ImportError(\"No module named 'rclpy'\", name='rclpy')\n")
+    done = run_cli("ros2", tiny_onnx, env={"PYTHONPATH": f"{tmp_path}:{REPO_ROOT}"})
+    assert_one_line_error(done, "'rclpy' is needed to run fcn-edge ros2", "--system-site-packages",
+                          "pip install 'fcn-edge[ros2]'")
+    assert done.returncode == 3
