@@ -68,7 +68,7 @@ class Probe(Node):
         self.compressed_pub = self.create_publisher(CompressedImage, "/packed/image/compressed", 10)
         self.received = {ns: {name: [] for name in OUTPUTS} for ns in ("plain", "packed", "direct")}
         for ns in ("plain", "packed", "direct"):
-            for name in OUTPUTS:
+            for name in (OUTPUTS if ns == "plain" else ("class_mask",)):  # others: nobody listens
                 self.create_subscription(Image, f"/{ns}/fcn_edge/{name}",
                                          lambda msg, ns=ns, name=name: self.received[ns][name].append(msg), 10)
         self.diagnostics = []

@@ -109,6 +109,15 @@ def test_diagnostics(ros_scenario):
     assert {"inference_ms_p95", "total_ms_p99", "input_to_publish_ms_p50"} <= set(with_latency[0])
 
 
+def test_only_subscribed_outputs_are_computed(ros_scenario):
+    """The probe subscribes only class_mask of /packed: the node computes nothing else there."""
+    packed = [d["values"] for d in ros_scenario["diagnostics"] if d["values"].get("input") == "/packed/image/compressed"]
+    plain = [d["values"] for d in ros_scenario["diagnostics"] if d["values"].get("input") == "/plain/image"]
+    assert packed and plain
+    assert {v["outputs_active"] for v in packed} == {"class_mask"}
+    assert plain[-1]["outputs_active"] == "class_mask,color_mask,overlay,confidence"
+
+
 def test_bad_messages_survived_with_one_warning(ros_scenario):
     assert ros_scenario["after_bad"], "no mask for a good frame after the bad ones"
     log = ros_scenario["_logs"]["plain"]
