@@ -161,6 +161,7 @@ class SegmentationNode(Node):
         self._slot = LatestSlot()
         self.stats = NodeStats()
         self._worker: Optional[threading.Thread] = None
+        self.worker_error: Optional[BaseException] = None  # why the inference/capture thread ended, if it failed
         self._owns_segmenter = segmenter is None
         self._segmenter: Any = None
         self._last_warning = -math.inf
@@ -308,11 +309,14 @@ class SegmentationNode(Node):
                 if self.settings[f"publish_{name}"] or self._output_pubs[name].get_subscription_count() > 0]
 
     def _guarded(self, loop: Callable[[], None]) -> Callable[[], None]:
+        """The thread's loop, keeping its error (``worker_error``) for the command to report."""
         def run() -> None:
             try:
                 loop()
             except Exception as exc:  # noqa: BLE001 - the thread must say why it ended, not die silently
-                self.get_logger().error(f"inference stopped: {type(exc).__name__}: {exc}")
+                self.worker_error = exc
+                if not isinstance(exc, FcnEdgeError):
+                    self.get_logger().error(f"inference stopped: {type(exc).__name__}: {exc}")
         return run
 
     def _inference_loop(self) -> None:
@@ -338,9 +342,12 @@ class SegmentationNode(Node):
         """With ``source``: the streaming runner captures (newest frame each time); each result is published."""
         try:
             self._publish_stream()
+        except Exception as exc:
+            self.worker_error = exc
+            raise
         finally:
             self.capture_finished.set()
-            if not self._stopping.is_set():
+            if not self._stopping.is_set() and self.worker_error is None:
                 self.get_logger().info(f"source {self.settings['source']} ended")
 
     def _publish_stream(self) -> None:

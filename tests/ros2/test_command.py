@@ -30,6 +30,12 @@ def test_missing_model_is_one_line_error(ros_env, tmp_path):
     assert_one_line_error(done, "parameter overlay_alpha", "give a float")
 
 
+def test_unusable_source_is_one_line_error(ros_env, tiny_onnx, tmp_path):
+    done = run_in_namespace([sys.executable, "-m", "fcn_edge", "ros2", str(tiny_onnx), "--source",
+                             str(tmp_path / "no_such_clip.mp4")], ros_env, 120)
+    assert_one_line_error(done, "no_such_clip.mp4")
+
+
 def test_compose_example(ros_env, tiny_onnx, tmp_path):
     """examples/ros2_compose.py: the node in the robot's own executor answers the robot's frames."""
     video = write_video(tmp_path / "clip.mp4", count=6, size=(96, 128))
