@@ -17,7 +17,7 @@ import signal
 import threading
 from typing import Any, Dict, List
 
-from fcn_edge.errors import FcnEdgeError, MissingDependencyError
+from fcn_edge.errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,22 @@ def spin_node(rclpy: Any, args: argparse.Namespace, stop: StopFlag) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while not stop.event.is_set() and rclpy.ok() and not node.capture_finished.is_set():
+        while (not stop.event.is_set() and rclpy.ok() and not node.capture_finished.is_set()
+               and node.worker_error is None):
             executor.spin_once(timeout_sec=0.1)
     finally:
-        ended = "source failed" if node.worker_error is not None else "source ended"
-        reason = stop.signal_name or (ended if node.capture_finished.is_set() else "ROS shutdown")
+        if stop.signal_name:
+            reason = stop.signal_name
+        elif node.worker_error is not None:
+            reason = "inference failed" if not node.settings["source"] else "source failed"
+        else:
+            reason = "source ended" if node.capture_finished.is_set() else "ROS shutdown"
         node.get_logger().info(f"stopping ({reason}): {node.stats.processed} frames segmented, "
                                f"{node.stats.dropped} dropped, {node.stats.bad} unusable")
         executor.remove_node(node)
         node.destroy_node()
         executor.shutdown()
-    if isinstance(node.worker_error, FcnEdgeError):  # e.g. a --source that cannot be opened
+    if node.worker_error is not None:  # e.g. a --source that cannot be opened: one line, non-zero exit
         raise node.worker_error
     return 0
 

@@ -336,6 +336,9 @@ class SegmentationNode(Node):
             except BadImage as exc:
                 self._bad_message(exc)
                 continue
+            except Exception as exc:  # noqa: BLE001 - e.g. an OpenCV error on a hostile payload: still a bad message
+                self._bad_message(BadImage(f"the message cannot be read ({type(exc).__name__}: {exc})"))
+                continue
             self._process(frame, msg.header, wanted, start, time.perf_counter())
 
     def _capture_loop(self) -> None:
