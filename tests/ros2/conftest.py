@@ -34,9 +34,9 @@ ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs")
 
 def namespace_refusal() -> str | None:
     """Why ``unshare -n`` + ``ip link set lo up`` cannot be used here, or None when it can."""
-    for tool in ("unshare", "ip"):
+    for tool, package in (("unshare", "util-linux"), ("ip", "iproute2")):
         if shutil.which(tool) is None:
-            return f"'{tool}' is not installed (util-linux / iproute2): the ROS 2 tests only run in a network namespace"
+            return f"'{tool}' is not installed ({package}): the ROS 2 tests only run in a network namespace"
     try:
         done = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True,
                               timeout=30)
