@@ -16,6 +16,10 @@ from types import ModuleType
 
 from fcn_edge.errors import MissingDependencyError
 
+ROS2_HINT = ("ROS 2: on a Jetson install Humble or Jazzy from apt (ros-<distro>-ros-base), "
+             "`source /opt/ros/<distro>/setup.bash` and use a venv made with --system-site-packages; "
+             "on an x86_64 desktop (Python 3.10-3.12) pip install 'fcn-edge[ros2]'")
+
 # module name -> how to get it.  Kept in one place so every message agrees.
 INSTALL_HINTS: dict[str, str] = {
     "torch": "pip install torch==2.13.0 (CPU) or the CUDA build for your platform (https://pytorch.org)",
@@ -35,6 +39,11 @@ INSTALL_HINTS: dict[str, str] = {
     "pytriton": "pip install 'fcn-edge[serve]' (nvidia-pytriton: Linux x86_64/aarch64 with glibc 2.35+ only)",
     "modelopt": "pip install nvidia-modelopt",
     "psutil": "pip install psutil",
+    "rclpy": ROS2_HINT,
+    "sensor_msgs": ROS2_HINT,
+    "std_msgs": ROS2_HINT,
+    "diagnostic_msgs": ROS2_HINT,
+    "rcl_interfaces": ROS2_HINT,
 }
 
 
