@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "demo": "fcn_edge.demo.command",
     "serve": "fcn_edge.serve.command",
     "triton-repo": "fcn_edge.serve.repo_command",
+    "ros2": "fcn_edge.ros2.command",
     "doctor": "fcn_edge.doctor",
     "info": "fcn_edge.info",
 }

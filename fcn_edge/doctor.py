@@ -143,33 +143,116 @@ def probe_gpu() -> Probe:
                  "TensorRT engines need an NVIDIA GPU; ONNX Runtime on the CPU works without one")
 
 
-def probe_opencv() -> list[Probe]:
-    ok, detail = _version_of("cv2")
-    if not ok:
-        return [Probe("opencv", False, detail,
-                      "pip install opencv-python-headless (on a Jetson: sudo apt install python3-opencv)"),
-                Probe("opencv-gstreamer", False, "no OpenCV", "")]
+# Run in a child interpreter: a cv2 built against numpy 1.x under numpy 2 prints a page of
+# warnings and fails to import; doctor reports that in one line instead of crashing or printing it.
+_CV2_PROBE = r"""
+import json, sys
+out = {}
+try:
+    import numpy
+    out["numpy"] = [numpy.__version__, numpy.__file__]
+except Exception as exc:
+    out["numpy_error"] = "%s: %s" % (type(exc).__name__, exc)
+try:
     import cv2
+    out["cv2"] = [cv2.__version__, getattr(cv2, "__file__", None) or "?", cv2.getBuildInformation()]
+except BaseException as exc:
+    out["cv2_error"] = "%s: %s" % (type(exc).__name__, exc)
+sys.stdout.write("\n" + json.dumps(out))
+"""
 
-    location = getattr(cv2, "__file__", "?") or "?"
-    origin = "pip wheel" if "site-packages" in location and "dist-packages" not in location else "system package"
-    info = cv2.getBuildInformation()
+SYSTEM_SITE = ("dist-packages", "/usr/lib/python3", "/usr/local/lib/python3")
 
-    def backend(name: str) -> bool:
-        for line in info.splitlines():
-            if line.strip().startswith(name + ":"):
-                return "YES" in line.split(":", 1)[1]
+
+def python_origin(path: str) -> str:
+    """``system`` for apt/JetPack packages (dist-packages), ``pip`` for a venv's or user's site-packages."""
+    return "system" if any(marker in path for marker in SYSTEM_SITE) and "site-packages" not in path else "pip"
+
+
+def _probe_cv2_in_child() -> dict:
+    """What ``import cv2`` and ``import numpy`` give in a fresh interpreter (this one's), as a dict."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _CV2_PROBE], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"cv2_error": f"could not start {sys.executable}: {exc}"}
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"cv2_error": (done.stderr.strip().splitlines() or ["the check crashed"])[-1][:200]}
+
+
+def build_value(info: str, name: str) -> str | None:
+    """The value of one ``name:`` line of ``cv2.getBuildInformation()`` (e.g. ``GStreamer`` -> ``YES (1.22.0)``)."""
+    for line in info.splitlines():
+        if line.strip().startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _backend(info: str, name: str) -> tuple[bool, str]:
+    value = build_value(info, name) or "NO"
+    version = value[value.find("(") + 1:value.find(")")] if "(" in value else ""
+    return value.upper().startswith("YES"), version
+
+
+def probe_numpy(found: dict) -> Probe:
+    if "numpy" not in found:
+        return Probe("numpy", False, found.get("numpy_error", "not installed"), "pip install numpy")
+    version, path = found["numpy"]
+    return Probe("numpy", True, f"{version} ({python_origin(path)}) at {path}")
+
+
+def _numpy_fit(found: dict, info: str) -> str:
+    """How cv2's numpy and the installed numpy agree: the build's numpy (when the build says) and the outcome."""
+    built = build_value(info, "numpy") or ""
+    built_version = built[built.rfind("(ver ") + 5:built.rfind(")")] if "(ver " in built else "not stated"
+    installed = found.get("numpy", ["?"])[0]
+    return f"built against numpy {built_version}, imports with numpy {installed}: fit"
+
+
+def _system_cv2_shadowed(location: str) -> bool:
+    """True when the cv2 in use is pip's and a system cv2 sits further down this interpreter's path."""
+    if python_origin(location) != "pip":
         return False
+    return any(python_origin(entry) == "system" and glob.glob(os.path.join(entry, "cv2*")) for entry in sys.path if entry)
 
-    gst, ffmpeg = backend("GStreamer"), backend("FFMPEG")
-    gui = "headless" if "headless" in location.lower() or not backend("GTK") and not backend("QT") else "with GUI"
-    probes = [Probe("opencv", True, f"{cv2.__version__} ({origin}, {gui}) at {location}; FFmpeg: "
-                    f"{'yes' if ffmpeg else 'no'}; GStreamer: {'yes' if gst else 'no'}")]
-    gst_hint = ("csi:// and gst: sources need OpenCV built with GStreamer: on a Jetson use the system "
-                "OpenCV (uninstall pip's opencv-python*, then `python3 -c 'import cv2'` should print dist-packages)")
-    probes.append(Probe("opencv-gstreamer", gst, "GStreamer backend " + ("present" if gst else "absent"),
-                        "" if gst else gst_hint))
+
+def probe_opencv() -> list[Probe]:
+    """Which cv2 (path, version, system or pip), whether it fits numpy, and whether it has GStreamer."""
+    found = _probe_cv2_in_child()
+    probes = [probe_numpy(found)]
+    if "cv2" not in found:
+        from fcn_edge.lazy import INSTALL_HINTS
+
+        error = found.get("cv2_error", "not installed")
+        missing = error.startswith("ModuleNotFoundError") and "'cv2'" in error
+        mismatch = None if missing else _mismatch_sentence(error)
+        detail = "not installed" if missing else f"installed but fails to import: {error.splitlines()[0][:160]}"
+        probes += [Probe("opencv", False, detail, mismatch or INSTALL_HINTS["cv2"]),
+                   Probe("opencv-gstreamer", False, "no OpenCV", "")]
+        return probes
+    version, location, info = found["cv2"]
+    gst, gst_version = _backend(info, "GStreamer")
+    ffmpeg, _ = _backend(info, "FFMPEG")
+    gui = "headless" if "headless" in location.lower() or not (_backend(info, "GTK")[0] or _backend(info, "QT")[0]) \
+        else "with GUI"
+    origin = python_origin(location)
+    shadow_hint = ("a pip OpenCV shadows the system's (which may have GStreamer): pip uninstall "
+                   "opencv-python-headless opencv-python" if _system_cv2_shadowed(location) else "")
+    probes.append(Probe("opencv", True, f"{version} ({origin}, {gui}) at {location}; {_numpy_fit(found, info)}; "
+                        f"FFmpeg: {'yes' if ffmpeg else 'no'}; GStreamer: {'yes ' + gst_version if gst else 'no'}",
+                        shadow_hint))
+    gst_hint = ("csi:// and gst: sources need OpenCV built with GStreamer: use the system OpenCV (JetPack's, or "
+                "sudo apt install python3-opencv) in a venv made with --system-site-packages, without pip's opencv-python*")
+    probes.append(Probe("opencv-gstreamer", gst, f"GStreamer {gst_version} backend present" if gst
+                        else "GStreamer backend absent", "" if gst else gst_hint))
     return probes
+
+
+def _mismatch_sentence(error: str) -> str | None:
+    from fcn_edge.lazy import numpy_mismatch
+
+    return numpy_mismatch(error)
 
 
 def probe_cameras() -> Probe:
@@ -184,7 +267,6 @@ def probe_cameras() -> Probe:
 def collect() -> Report:
     report = Report()
     report.probes.append(probe_python())
-    report.probes.append(probe_module("numpy", "numpy", "pip install numpy"))
     report.probes.append(probe_torch())
     report.probes.append(probe_module("onnx", "onnx", "pip install onnx"))
     report.probes.append(probe_onnxruntime())
@@ -193,7 +275,7 @@ def collect() -> Report:
     report.probes.append(probe_module("pycuda", "pycuda", "pip install pycuda (builds from source; needs the CUDA toolkit)"))
     report.probes.append(probe_libcudart())
     report.probes.append(probe_gpu())
-    report.probes.extend(probe_opencv())
+    report.probes.extend(probe_opencv())  # numpy, opencv, opencv-gstreamer
     report.probes.append(probe_cameras())
     report.probes.append(probe_module("pytriton", "pytriton", "pip install 'fcn-edge[serve]' (nvidia-pytriton)"))
     report.probes.append(probe_module("tritonclient", "tritonclient", "pip install 'tritonclient[http,grpc]'"))

@@ -1,9 +1,7 @@
-"""The Python API: Segmenter.open / segment / stream, thread safety, the mono8 example."""
+"""The Python API: Segmenter.open / segment / stream, thread safety."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +11,6 @@ import pytest
 
 import fcn_edge
 from fcn_edge.errors import FcnEdgeError
-from tests.conftest import REPO_ROOT, cli_env
 from tests.onnx_models import moving_frames, write_video
 
 
@@ -134,28 +131,3 @@ def test_lazy_attribute_and_errors(tmp_path):
         fcn_edge.NotAThing  # noqa: B018
     with pytest.raises(FcnEdgeError, match="does not exist"):
         fcn_edge.Segmenter.open(tmp_path / "missing.onnx")
-
-
-def test_mono8_publisher_example(tiny_onnx, tmp_path):
-    video = write_video(tmp_path / "clip.mp4", 4)
-    completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "examples" / "ros_mono8_publisher.py"), str(tiny_onnx), "--source", str(video),
-         "--out", str(tmp_path / "labels"), "--max-frames", "3"],
-        env=cli_env(), capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0, completed.stderr
-    written = sorted((tmp_path / "labels").iterdir())
-    assert len(written) == 3
-    image = cv2.imread(str(written[0]), cv2.IMREAD_UNCHANGED)
-    assert image.dtype == np.uint8 and image.ndim == 2 and image.shape == (120, 160)
-    assert "published 3 class maps" in completed.stderr
-
-    sys.path.insert(0, str(REPO_ROOT / "examples"))
-    try:
-        from ros_mono8_publisher import mono8_message
-    finally:
-        sys.path.pop(0)
-    labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    msg = mono8_message(labels, 1700000000.25, "cam0")
-    assert msg["encoding"] == "mono8" and msg["step"] == 4 and msg["height"] == 3 and msg["width"] == 4
-    assert msg["header"]["stamp"] == {"sec": 1700000000, "nanosec": 250000000}
-    assert msg["data"] == labels.tobytes()

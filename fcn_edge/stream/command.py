@@ -26,6 +26,7 @@ source cannot be opened or a live source is lost beyond --reconnect attempts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -96,6 +97,12 @@ def register(subparsers: Any) -> None:
                         help="process every frame even from a live source (may lag)")
     policy.add_argument("--realtime", action="store_true",
                         help="read files at their frame rate and keep only the latest frame, like a camera")
+    g.add_argument("--live", action="store_true",
+                   help="treat the sources as live even if they end (a gst: pipeline without a camera or network "
+                        "element, a file): keep the newest frame and reopen them when they end")
+    g.add_argument("--rtsp-backend", choices=("auto", "gstreamer", "ffmpeg"), default="auto",
+                   help="how rtsp:// streams are read: GStreamer (latency=0, newest frame only) where OpenCV has it, "
+                        "else FFmpeg (default auto)")
     g.add_argument("--stall-timeout", type=_positive_float, default=5.0,
                    help="seconds without a frame before a live source counts as stalled (default 5)")
     g.add_argument("--reconnect", type=_attempts, default=10,
@@ -188,10 +195,12 @@ def main(args: argparse.Namespace) -> int:
     if args.max_batch is not None and args.max_batch < 1:
         raise FcnEdgeError("--max-batch must be at least 1")
     specs = [parse_source(text) for text in args.source]
+    if args.live:
+        specs = [dataclasses.replace(spec, forced_live=True) for spec in specs]
     spec = specs[0]
     source_options = SourceOptions(width=args.width, height=args.height, fps=args.fps, flip=args.flip,
                                    rotate=args.rotate, loop=args.loop, resize=args.resize_input,
-                                   read_timeout=args.stall_timeout)
+                                   read_timeout=args.stall_timeout, rtsp_backend=args.rtsp_backend)
     sink_lists = source_sinks(args.sink or ["none"], specs, fps=args.output_fps, codec=args.codec)
     config = RunConfig(
         size=size, every_frame=True if args.every_frame else None, realtime=args.realtime,

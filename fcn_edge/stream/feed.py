@@ -15,7 +15,8 @@ counted (``bad_frames``); ``ReconnectPolicy.bad_frame_limit`` of them in a row c
 a lost source: a live one is reopened like any other loss, a file ends with an error.
 
 Live sources that fail (read error, end of stream) or stall (no frame for
-``stall_timeout`` seconds, even if the read call never returns) are reopened with
+``stall_timeout`` seconds, even if the read call never returns; a reopen that has not
+returned after ``open_timeout`` seconds is abandoned and tried again) are reopened with
 exponential backoff, ``max_attempts`` times per loss (``None``: forever); each event is
 logged and passed to ``on_event``.  Files that end finish the feed cleanly.  The first
 open happens in :meth:`FrameFeed.start`, in the caller's thread, so a wrong device or
@@ -57,6 +58,10 @@ class ReconnectPolicy:
     # Unusable frames (None, empty, wrong shape/type, undecodable) are skipped and counted; this
     # many in a row means the source is broken: a live one is reopened, a file ends with an error.
     bad_frame_limit: int = 25
+    # A reconnect whose open() has not returned after this many seconds is abandoned and
+    # retried on a fresh worker (OpenCV's GStreamer backend waits without a limit for a
+    # pipeline to start).  Longer than the sources' own open timeouts (10 s).
+    open_timeout: float = 20.0
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (1-based)."""
@@ -98,6 +103,7 @@ class FrameFeed:
         self._finished = False  # no more frames will be produced
         self._generation = 0
         self._reading_since: float | None = None
+        self._opening_since: float | None = None  # a reconnect's open() in progress (watched too)
         self._source: Source | None = None
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
@@ -242,86 +248,38 @@ class FrameFeed:
         return not self._stop.wait(seconds)
 
     def _capture(self, generation: int, source: Source | None) -> None:
+        """Capture thread: read, check and publish frames; reopen a lost live source; finish the feed at the end."""
         attempts = 0
-        next_due = None
+        next_due: float | None = None
         try:
             while not self._stop.is_set() and generation == self._generation:
                 if source is None:
                     attempts += 1
-                    if not self._sleep(self.reconnect.delay(attempts)):
-                        break
-                    try:
-                        source = self._factory()
-                        source.open()
-                    except SourceError as exc:
-                        source = None
-                        self.failed_attempts += 1
-                        if self.reconnect.exhausted(attempts):
-                            self._event("gave-up", f"giving up after {attempts} reconnect attempt(s): {exc}",
-                                        logging.ERROR)
-                            self._finish("source-lost", SourceError(
-                                f"{self.name} was lost and {attempts} reconnect attempt(s) failed: {exc}"))
-                            return
-                        self._event("reconnecting", f"reconnect attempt {attempts} failed ({exc}); "
-                                    f"next in {self.reconnect.delay(attempts + 1):.1f} s", logging.WARNING)
-                        continue
-                    if generation != self._generation:
-                        source.close()
+                    source, action = self._reopen(generation, attempts)
+                    if action == "return":
                         return
-                    self._source = source
-                    self.reconnects += 1
-                    self._event("reconnected", f"reconnected after {attempts} attempt(s)", logging.WARNING)
-                    attempts = 0
-
-                if self.pace_fps:
-                    current = now()
-                    next_due = current if next_due is None else next_due
-                    if next_due > current and not self._sleep(next_due - current):
+                    if action == "break":
                         break
-                    next_due = max(next_due + 1.0 / self.pace_fps, now() - 1.0 / self.pace_fps)
-
-                self._reading_since = now()
-                bad: BadFrame | None = None
-                try:
-                    frame = source.read()
-                    if frame is not None:
-                        check_frame(frame)
-                except BadFrame as exc:
-                    frame, bad = None, exc
-                self._reading_since = None
+                    if source is None:
+                        continue
+                    attempts = 0
+                next_due, go_on = self._pace(next_due)
+                if not go_on:
+                    break
+                frame, bad = self._read(source)
                 if generation != self._generation:  # the watchdog replaced this worker while it was stuck
                     source.close()
                     return
-                if bad is not None:
-                    if self._skip_bad_frame(bad):
-                        continue
-                    source.close()
-                    source = None
-                    message = f"{self.reconnect.bad_frame_limit} unusable frames in a row (last: {bad})"
-                    if not self.live:
-                        self._event("gave-up", message, logging.ERROR)
-                        self._finish("source-lost", SourceError(f"{self.name} delivered {message}"))
-                        return
-                    if self.reconnect.max_attempts == 0:
-                        self._event("gave-up", f"{message}; reconnecting is off", logging.ERROR)
-                        self._finish("source-lost", SourceError(f"{self.name} delivered {message} (reconnecting is off)"))
-                        return
-                    self._event("lost", f"{message}; reopening the source", logging.WARNING)
+                if bad is not None and self._skip_bad_frame(bad):
                     continue
-                if frame is None:
+                if bad is not None or frame is None:
                     source.close()
                     source = None
-                    if self._stop.is_set():
+                    action = self._lost(bad)
+                    if action == "return":
+                        return
+                    if action == "break":
                         break
-                    if not self.live:
-                        self._event("ended", "end of source")
-                        self._finish("end-of-source")
-                        return
-                    if self.reconnect.max_attempts == 0:
-                        self._event("gave-up", "lost the source and reconnecting is off", logging.ERROR)
-                        self._finish("source-lost", SourceError(f"{self.name} was lost (reconnecting is off)"))
-                        return
-                    self._event("lost", "no frame from the source; reconnecting", logging.WARNING)
                     continue
                 self._bad_in_row = 0
                 frame.source_id = self.source_id
@@ -345,6 +303,88 @@ class FrameFeed:
         if generation == self._generation:
             self._finish("stopped" if self._stop.is_set() else "end-of-source")
 
+    def _reopen(self, generation: int, attempts: int) -> tuple[Source | None, str]:
+        """Reconnect attempt ``attempts`` after its backoff: (the source or None, "ok" | "retry" | "break" | "return").
+
+        The open is watched like a read (see :meth:`_watch`): some backends (OpenCV's
+        GStreamer) wait without a limit for a pipeline that never starts.
+        """
+        if not self._sleep(self.reconnect.delay(attempts)):
+            return None, "break"
+        self._opening_since = now()
+        try:
+            source = self._factory()
+            source.open()
+        except SourceError as exc:
+            self.failed_attempts += 1
+            if self.reconnect.exhausted(attempts):
+                self._event("gave-up", f"giving up after {attempts} reconnect attempt(s): {exc}", logging.ERROR)
+                self._finish("source-lost", SourceError(
+                    f"{self.name} was lost and {attempts} reconnect attempt(s) failed: {exc}"))
+                return None, "return"
+            self._event("reconnecting", f"reconnect attempt {attempts} failed ({exc}); "
+                        f"next in {self.reconnect.delay(attempts + 1):.1f} s", logging.WARNING)
+            return None, "retry"
+        finally:
+            self._opening_since = None
+        if generation != self._generation:
+            source.close()
+            return None, "return"
+        self._source = source
+        self.reconnects += 1
+        self._event("reconnected", f"reconnected after {attempts} attempt(s)", logging.WARNING)
+        return source, "ok"
+
+    def _pace(self, next_due: float | None) -> tuple[float | None, bool]:
+        """Wait for the next frame's turn when pacing a file at ``pace_fps``; (next due time, False when stopping)."""
+        if not self.pace_fps:
+            return next_due, True
+        current = now()
+        next_due = current if next_due is None else next_due
+        if next_due > current and not self._sleep(next_due - current):
+            return next_due, False
+        return max(next_due + 1.0 / self.pace_fps, now() - 1.0 / self.pace_fps), True
+
+    def _read(self, source: Source) -> tuple[Frame | None, BadFrame | None]:
+        """One read, watched by the stall watchdog: (frame or None at the end, or the unusable frame's error)."""
+        self._reading_since = now()
+        try:
+            frame = source.read()
+            if frame is not None:
+                check_frame(frame)
+            return frame, None
+        except BadFrame as exc:
+            return None, exc
+        finally:
+            self._reading_since = None
+
+    def _lost(self, bad: BadFrame | None) -> str:
+        """The source ended (``bad`` None) or gave too many unusable frames: "continue" to reopen, "return", "break"."""
+        if bad is None and self._stop.is_set():
+            return "break"
+        if bad is not None:
+            message = f"{self.reconnect.bad_frame_limit} unusable frames in a row (last: {bad})"
+            if not self.live:
+                self._event("gave-up", message, logging.ERROR)
+                self._finish("source-lost", SourceError(f"{self.name} delivered {message}"))
+                return "return"
+            if self.reconnect.max_attempts == 0:
+                self._event("gave-up", f"{message}; reconnecting is off", logging.ERROR)
+                self._finish("source-lost", SourceError(f"{self.name} delivered {message} (reconnecting is off)"))
+                return "return"
+            self._event("lost", f"{message}; reopening the source", logging.WARNING)
+            return "continue"
+        if not self.live:
+            self._event("ended", "end of source")
+            self._finish("end-of-source")
+            return "return"
+        if self.reconnect.max_attempts == 0:
+            self._event("gave-up", "lost the source and reconnecting is off", logging.ERROR)
+            self._finish("source-lost", SourceError(f"{self.name} was lost (reconnecting is off)"))
+            return "return"
+        self._event("lost", "no frame from the source; reconnecting", logging.WARNING)
+        return "continue"
+
     def _skip_bad_frame(self, error: BadFrame) -> bool:
         """Count an unusable frame; True to skip it and read on, False when the limit in a row is reached."""
         self.bad_frames += 1
@@ -357,11 +397,14 @@ class FrameFeed:
         return False
 
     def _watch(self) -> None:
-        """Replace a capture worker stuck in read() well past the stall timeout.
+        """Replace a capture worker stuck in read() well past the stall timeout, or in a reconnect's open().
 
         Sources apply ``stall_timeout`` to their own reads (socket / FFmpeg timeouts) and
         report a lost stream themselves; this is the backstop for reads that ignore
-        timeouts (some V4L2 drivers, GStreamer pipelines).
+        timeouts (some V4L2 drivers, GStreamer pipelines) and for opens that never return
+        (OpenCV's GStreamer backend waits without a limit for a pipeline to start).  The
+        stuck worker is left to its call (Python cannot kill a thread) and discards whatever
+        it gets once it returns.
         """
         timeout = self.reconnect.stall_timeout + max(1.0, 0.5 * self.reconnect.stall_timeout)
         interval = min(0.25, timeout / 4)
@@ -369,15 +412,19 @@ class FrameFeed:
             with self._cond:
                 if self._finished:
                     return
-            since = self._reading_since
-            if since is None or now() - since < timeout:
+            reading, opening = self._reading_since, self._opening_since
+            if reading is not None and now() - reading >= timeout:
+                message = f"no frame for {timeout:.1f} s; reopening"
+            elif opening is not None and now() - opening >= self.reconnect.open_timeout:
+                message = f"reopening the source took more than {self.reconnect.open_timeout:.1f} s; trying again"
+            else:
                 continue
             self.stalls += 1
             stuck = self._source
             with self._cond:
                 self._generation += 1
-            self._reading_since = None
-            self._event("stalled", f"no frame for {timeout:.1f} s; reopening", logging.WARNING)
+            self._reading_since = self._opening_since = None
+            self._event("stalled", message, logging.WARNING)
             if stuck is not None:
                 stuck.interrupt()
             self._spawn(None)

@@ -6,9 +6,10 @@ string                      source
 ``0``, ``1``                webcam by index (OpenCV's default backend, V4L2 on Linux)
 ``/dev/video0``             a V4L2 device; also ``v4l2:///dev/video0``
 ``csi://0``                 Jetson CSI camera via GStreamer ``nvarguscamerasrc`` (sensor-id 0)
-``rtsp://...``              RTSP stream through FFmpeg (TCP transport unless set otherwise)
+``rtsp://...``              RTSP stream: GStreamer (latency=0, newest frame only) where OpenCV has it, else FFmpeg
 ``http(s)://...``           MJPEG (multipart/x-mixed-replace) read directly; other streams via FFmpeg
-``gst:PIPELINE``            a raw GStreamer pipeline (``! appsink`` added if missing)
+``gst:PIPELINE``            a raw GStreamer pipeline (``! appsink`` added if missing); live if it has a
+                            camera/network source or ``is-live=true``, else it ends like a file
 ``video.mp4``               a video file (anything OpenCV/FFmpeg decodes)
 ``image.png``               one image
 ``folder/``                 every image in a folder, in name order
@@ -28,6 +29,7 @@ import glob as globlib
 import logging
 import os
 import re
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ LIVE_KINDS = ("webcam", "v4l2", "csi", "rtsp", "http", "gst")
 FILE_KINDS = ("video", "image", "folder", "glob")
 FLIPS = {"h": 1, "horizontal": 1, "v": 0, "vertical": 0, "both": -1, "hv": -1}
 ROTATIONS = (0, 90, 180, 270)
+RTSP_BACKENDS = ("auto", "gstreamer", "ffmpeg")
 SOURCE_HELP = ("a camera index (0), /dev/videoN, v4l2:///dev/videoN, csi://N, rtsp://..., http(s)://..., "
                "gst:PIPELINE, a video or image file, a folder, or a glob such as 'frames/*.png'")
 
@@ -59,9 +62,15 @@ class SourceSpec:
     kind: str
     target: str
     text: str
+    forced_live: bool = False  # the user's --live: reopen it when it ends, keep only the newest frame
 
     @property
     def live(self) -> bool:
+        """Live sources are reopened when they end; others (files, finite pipelines) end the run."""
+        if self.forced_live:
+            return True
+        if self.kind == "gst":
+            return gst_pipeline_is_live(self.target)
         return self.kind in LIVE_KINDS
 
     @property
@@ -93,6 +102,7 @@ class SourceOptions:
     read_timeout: float = 5.0
     open_timeout: float = 10.0
     rtsp_transport: str = "tcp"
+    rtsp_backend: str = "auto"  # auto (GStreamer where OpenCV has it, else FFmpeg), gstreamer or ffmpeg
     csi_flip_method: int = 0
 
     def __post_init__(self) -> None:
@@ -117,6 +127,8 @@ class SourceOptions:
             raise SourceError("resize needs both width and height")
         if not self.read_timeout > 0:
             raise SourceError(f"read timeout must be positive, got {self.read_timeout}")
+        if self.rtsp_backend not in RTSP_BACKENDS:
+            raise SourceError(f"rtsp backend must be one of {', '.join(RTSP_BACKENDS)}, got {self.rtsp_backend!r}")
 
 
 def parse_source(text: str | int) -> SourceSpec:
@@ -276,11 +288,105 @@ def csi_pipeline(sensor_id: int, width: int | None = None, height: int | None = 
             "videoconvert ! video/x-raw, format=(string)BGR ! appsink drop=true max-buffers=1 sync=false")
 
 
-def complete_gst_pipeline(pipeline: str) -> str:
-    """Append a BGR appsink to a user pipeline that does not end in one."""
+# Elements that deliver frames as they happen (cameras, screens, network receivers): a pipeline
+# with one of them is live.  Anything else (filesrc, multifilesrc, videotestsrc, appsrc...) is
+# finite: its end-of-stream ends the run, as a video file's end does.
+LIVE_GST_ELEMENTS = ("nvarguscamerasrc", "nvv4l2camerasrc", "v4l2src", "libcamerasrc", "rtspsrc", "udpsrc",
+                     "tcpclientsrc", "tcpserversrc", "souphttpsrc", "srtsrc", "srtclientsrc", "rtmpsrc", "rtmp2src",
+                     "ximagesrc", "pipewiresrc", "aravissrc", "ksvideosrc", "avfvideosrc", "mfvideosrc", "dshowvideosrc")
+_LIVE_GST = re.compile(r"(?<![\w-])(?:" + "|".join(LIVE_GST_ELEMENTS) + r")(?![\w-])"
+                       r"|\bis-live\s*=\s*(?:true|1|yes)\b"
+                       r"|\buri\s*=\s*[\"']?(?:rtsps?|rtmp|srt|udp|rtp|https?)://", re.IGNORECASE)
+
+
+def gst_pipeline_is_live(pipeline: str) -> bool:
+    """True when a GStreamer pipeline has a live element (a camera, a network source or ``is-live=true``).
+
+    Live pipelines are reopened when they end (a camera hiccup, a dropped stream); finite ones
+    (``videotestsrc num-buffers=N``, ``filesrc ! ... ! nvv4l2decoder``) reach end-of-stream once
+    and end the run after every frame was processed.
+    """
+    return bool(_LIVE_GST.search(pipeline))
+
+
+def appsink(live: bool) -> str:
+    """A BGR appsink: live ones keep only the newest buffer (no lag); finite ones hold a few (every frame, back-pressure)."""
+    if live:
+        return "appsink drop=true max-buffers=1 sync=false"
+    return "appsink drop=false max-buffers=4 sync=false"
+
+
+def complete_gst_pipeline(pipeline: str, live: bool | None = None) -> str:
+    """Append a BGR appsink to a user pipeline that does not end in one (dropping old buffers only when live)."""
     if "appsink" in pipeline:
         return pipeline
-    return f"{pipeline} ! videoconvert ! video/x-raw, format=(string)BGR ! appsink drop=true max-buffers=1 sync=false"
+    live = gst_pipeline_is_live(pipeline) if live is None else live
+    return f"{pipeline} ! videoconvert ! video/x-raw, format=(string)BGR ! {appsink(live)}"
+
+
+def v4l2_pipeline(device: str, width: int | None = None, height: int | None = None, fps: float | None = None) -> str:
+    """A GStreamer pipeline for a V4L2 camera (for ``gst:`` users and the rehearsal; ``v4l2://`` opens through OpenCV's V4L2).
+
+    Caps are only stated when asked, so the camera's own format is negotiated otherwise.
+    """
+    caps = [f"width={int(width)}" if width else "", f"height={int(height)}" if height else "",
+            f"framerate={int(round(fps))}/1" if fps else ""]
+    caps_text = ",".join(c for c in caps if c)
+    raw = f" ! video/x-raw,{caps_text}" if caps_text else ""
+    return (f"v4l2src device={device} io-mode=2{raw} ! videoconvert ! video/x-raw, format=(string)BGR ! "
+            f"{appsink(True)}")
+
+
+def rtsp_pipeline(url: str, transport: str = "tcp", latency_ms: int = 0) -> str:
+    """A low-latency RTSP pipeline: no jitter buffer delay, decodebin (nvv4l2decoder on a Jetson), newest frame only."""
+    protocols = {"tcp": "tcp", "udp": "udp", "udp_multicast": "udp-mcast"}.get((transport or "tcp").lower(), "tcp")
+    location = url.replace('"', "%22")
+    return (f'rtspsrc location="{location}" latency={int(latency_ms)} protocols={protocols} drop-on-latency=true ! '
+            f"decodebin ! videoconvert ! video/x-raw, format=(string)BGR ! {appsink(True)}")
+
+
+def check_rtsp_server(url: str, timeout: float, name: str) -> None:
+    """Raise :class:`SourceError` unless an RTSP server answers ``OPTIONS`` at ``url`` within ``timeout`` s.
+
+    Cheap (one TCP round trip) and bounded, unlike the pipeline start it guards.  ``rtsps://``
+    servers are only checked for an accepting TCP port (the answer would need TLS).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    secure = parts.scheme.lower() == "rtsps"
+    try:
+        port = parts.port or (322 if secure else 554)
+        host = parts.hostname
+    except ValueError as exc:
+        raise SourceError(f"{name}: not a valid RTSP URL ({exc})") from None
+    if not host:
+        raise SourceError(f"{name}: the stream URL has no host")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            if secure:
+                return
+            connection.sendall(f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: fcn-edge\r\n\r\n".encode())
+            answer = connection.recv(64)
+    except OSError as exc:
+        raise SourceError(f"cannot open {name} (the server at {host}:{port} does not answer: "
+                          f"{exc.strerror or type(exc).__name__})") from None
+    if not answer.startswith(b"RTSP/"):
+        raise SourceError(f"cannot open {name} ({host}:{port} answered, but not as an RTSP server)")
+
+
+def rtsp_uses_gstreamer(spec: SourceSpec, options: SourceOptions) -> bool:
+    """Whether an ``rtsp://`` source opens through GStreamer (``rtsp_backend`` auto: when this OpenCV has it)."""
+    if spec.kind != "rtsp" or not spec.target.lower().startswith(("rtsp://", "rtsps://")):
+        return False
+    if options.rtsp_backend == "ffmpeg":
+        return False
+    if options.rtsp_backend == "gstreamer":
+        if not has_gstreamer():
+            raise SourceError(f"{spec.display_name}: --rtsp-backend gstreamer needs OpenCV built with GStreamer; this "
+                              "one has FFmpeg only (use the system OpenCV, or --rtsp-backend ffmpeg)")
+        return True
+    return has_gstreamer()
 
 
 # ------------------------------------------------------------------- sources
@@ -334,6 +440,7 @@ class CaptureSource(Source):
         self.live = spec.live
         self._capture = None
         self._read_since_open = 0
+        self.backend: str | None = None  # the OpenCV backend that opened it, once open
 
     def _open_capture(self):
         cv2 = cv2_module()
@@ -351,18 +458,37 @@ class CaptureSource(Source):
             return cv2.VideoCapture(spec.target, cv2.CAP_V4L2)
         if spec.kind in ("csi", "gst"):
             if not has_gstreamer():
-                raise SourceError(f"{spec.text}: this OpenCV ({cv2.__version__}) was built without GStreamer; on a "
-                                  "Jetson use JetPack's OpenCV (sudo apt install python3-opencv) instead of a pip wheel")
-            pipeline = (csi_pipeline(int(spec.target), opt.width, opt.height, opt.fps, opt.csi_flip_method)
-                        if spec.kind == "csi" else complete_gst_pipeline(spec.target))
-            log.debug("GStreamer pipeline: %s", pipeline)
-            return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+                raise SourceError(f"{spec.text}: this OpenCV ({cv2.__version__}) was built without GStreamer; use the "
+                                  "system's OpenCV (JetPack's, or sudo apt install python3-opencv) in a venv made with "
+                                  "--system-site-packages, not a pip wheel")
+            return self._open_gstreamer(cv2, self.gst_pipeline())
+        if rtsp_uses_gstreamer(spec, opt):
+            # OpenCV waits without a limit for a GStreamer pipeline to start, and an rtspsrc that
+            # meets a refused or silent server sometimes never finishes starting: ask the server first.
+            check_rtsp_server(spec.target, min(opt.open_timeout, 5.0), spec.display_name)
+            return self._open_gstreamer(cv2, rtsp_pipeline(spec.target, opt.rtsp_transport))
         if spec.kind in ("rtsp", "http"):
             if spec.kind == "rtsp" and spec.target.lower().startswith("rtsp") and opt.rtsp_transport:
                 # FFmpeg reads its options from this variable when the capture opens
                 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"rtsp_transport;{opt.rtsp_transport}")
+            self.backend = "ffmpeg"
             return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, timeouts)
         return cv2.VideoCapture(spec.target, cv2.CAP_ANY)
+
+    def gst_pipeline(self) -> str:
+        """The GStreamer pipeline a ``csi://`` or ``gst:`` source opens."""
+        spec, opt = self.spec, self.options
+        if spec.kind == "csi":
+            return csi_pipeline(int(spec.target), opt.width, opt.height, opt.fps, opt.csi_flip_method)
+        return complete_gst_pipeline(spec.target, self.live)
+
+    def _open_gstreamer(self, cv2: Any, pipeline: str) -> Any:
+        log.debug("GStreamer pipeline: %s", _redact_url(pipeline))
+        self.backend = "gstreamer"
+        return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "backend": self.backend}
 
     def open(self) -> None:
         cv2 = cv2_module()

@@ -179,3 +179,32 @@ def test_a_read_that_never_returns_is_detected_as_a_stall():
     assert feed.stalls == 1 and feed.reconnects == 1
     assert "stalled" in [e.kind for e in events]
     assert cameras[0].released.is_set() and cameras[0].closed  # the stuck reader was unblocked and released
+
+
+class HangingOpenCamera(FakeCamera):
+    """A camera whose open() never returns (OpenCV's GStreamer backend waiting for a pipeline that never starts)."""
+
+    def open(self) -> None:
+        self.released.wait(30)
+
+
+def test_a_reconnect_whose_open_never_returns_is_abandoned_and_retried():
+    hung = HangingOpenCamera()
+    cameras = iter([FakeCamera(frames=5), hung, FakeCamera()])
+    policy = ReconnectPolicy(max_attempts=3, initial_delay=0.02, max_delay=0.05, stall_timeout=5.0, open_timeout=0.3)
+    events = []
+    feed = FrameFeed(lambda: next(cameras), policy="latest", live=True, reconnect=policy, name="cam",
+                     on_event=events.append).start()
+    try:
+        deadline = time.monotonic() + 20
+        while feed.reconnects < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before = feed.captured
+        while feed.captured <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        feed.stop()
+        feed.join()
+        hung.released.set()
+    assert feed.reconnects == 1 and feed.stalls == 1 and feed.captured > before
+    assert any(e.kind == "stalled" and "reopening the source took more than 0.3 s" in e.message for e in events)

@@ -22,7 +22,8 @@ from tests.onnx_models import write_images, write_video
     ("rtsp://user:pw@cam.local:554/stream1", "rtsp", "rtsp://user:pw@cam.local:554/stream1"),
     ("http://192.168.1.5:8080/video.mjpg", "http", "http://192.168.1.5:8080/video.mjpg"),
     ("https://cam.example/stream", "http", "https://cam.example/stream"),
-    ("gst:videotestsrc ! videoconvert ! appsink", "gst", "videotestsrc ! videoconvert ! appsink"),
+    # a gst: pipeline is live when it has a camera/network element or is-live=true (finite ones: tests/stream/test_gstreamer.py)
+    ("gst:videotestsrc is-live=true ! videoconvert ! appsink", "gst", "videotestsrc is-live=true ! videoconvert ! appsink"),
 ])
 def test_parse_live_sources(text, kind, target):
     spec = parse_source(text)
