@@ -108,6 +108,17 @@ def build_wheel(out: Path) -> Path:
     return wheels[0]
 
 
+def _outer_pip_has_python_option() -> bool:
+    """pip 22.3+ installs into another interpreter's environment (``pip --python``)."""
+    from importlib import metadata
+
+    try:
+        pip_version = metadata.version("pip")
+    except metadata.PackageNotFoundError:
+        return False
+    return tuple(int(x) for x in re.findall(r"\d+", pip_version)[:2]) >= (22, 3)
+
+
 def _has_setuptools() -> bool:
     try:
         import setuptools
@@ -126,9 +137,14 @@ class Venv:
 
     @classmethod
     def create(cls, path: Path, base_python: str | Path) -> "Venv":
-        """A fresh environment without pip of its own: pip runs from the test interpreter (``--python``), 3 s less."""
-        _run([base_python, "-m", "venv", "--without-pip", path])
+        """A fresh environment; without pip of its own where the test interpreter's pip has ``--python`` (3 s less)."""
+        _run([base_python, "-m", "venv", *(["--without-pip"] if _outer_pip_has_python_option() else []), path])
         return cls(path)
+
+    def _pip(self) -> list[str]:
+        if _outer_pip_has_python_option():
+            return [sys.executable, "-m", "pip", "--python", str(self.python)]
+        return [str(self.python), "-m", "pip"]
 
     def pip_install(self, *requirements: str | Path, timeout: float = 900) -> str:
         """``pip install`` into this environment as a user would (index, pip's cache, the machine's pip config).
@@ -136,7 +152,7 @@ class Venv:
         Callers pass ``--no-compile``: byte-compiling every installed file (sympy alone has
         over a thousand) doubles the time and changes nothing that is resolved or installed.
         """
-        command = [sys.executable, "-m", "pip", "--python", self.python, "install", "--disable-pip-version-check",
+        command = [*self._pip(), "install", "--disable-pip-version-check",
                    "--no-input", "--progress-bar", "off", *requirements]
         return _run(command, timeout=timeout, env=self.environ()).stdout
 
