@@ -85,6 +85,9 @@ WITHOUT_ONNXRUNTIME = (
     "tests/test_doctor.py",
     "tests/test_cli_python.py",  # every parser builds; on 3.8 the build half refuses in one line
     "tests/ros2",  # the ROS 2 node's code: image conversions run; the node itself skips without rclpy
+    # fcn_edge.imaging's robust image reading, resize and preprocessing (through data/'s re-exports)
+    "tests/data/test_imageio.py",
+    "tests/data/test_transforms.py",
 )
 # Stage 2: the tests that run ONNX models (on the exported models this session hands over).
 WITH_ONNXRUNTIME = (
