@@ -139,15 +139,15 @@ class BudgetSearch:
         fp32_miou = "" if self.fp32_metrics is None else f"{100 * self.fp32_metrics['mean_iu']:7.2f}"
         lines = [f"INT8 budget search ({self.budget.describe()}; {self.eval_images} {self.eval_kind} images; "
                  f"configured keep-float: {base}; latency: ONNX Runtime CPU, onnxruntime Q/DQ placement):",
-                 "  step  kept float (added)                   mean IU   drop pt  agreement %  latency ms  budget",
+                 "  step  layers kept float: +the one added      mean IU   drop pt  agreement %  latency ms  budget",
                  f"  fp32  {'(everything float)':<36} {fp32_miou:>7}  {'':>7}  {100.0:11.3f}  "
                  f"{_ms(self.fp32_latency_ms):>10}"]
         for index, step in enumerate(self.steps):
-            kept = ",".join(step.keep_float) or "-"
+            kept = f"{len(step.keep_float)}: +{step.keep_float[-1]}" if step.keep_float else "-"
             miou = "" if step.mean_iu is None else f"{100 * step.mean_iu:7.2f}"
             drop = "" if step.mean_iu_drop is None else f"{step.mean_iu_drop:+7.2f}"
             mark = "met" + (" <- chosen" if index == self.chosen else "") if step.met else "missed"
-            lines.append(f"  {index:>4}  {kept[-36:]:<36} {miou:>7}  {drop:>7}  {100 * step.agreement:11.3f}  "
+            lines.append(f"  {index:>4}  {kept:<36} {miou:>7}  {drop:>7}  {100 * step.agreement:11.3f}  "
                          f"{_ms(step.latency_ms):>10}  {mark}")
         if self.note:
             lines.append(f"  {self.note}")

@@ -139,6 +139,13 @@ def _main_budget(args, config) -> int:
     except BudgetNotMet as exc:
         if exc.search.note:
             print(f"  {exc.search.note}")
+        if args.json:
+            from fcn_edge.fileio import atomic_write_text
+
+            failed = {"budget": exc.search.budget.to_dict(), "met": False, "ranking": exc.search.ranking,
+                      "steps": [s.to_dict() for s in exc.search.steps], "fp32_latency_ms": exc.search.fp32_latency_ms,
+                      "search_seconds": round(exc.search.seconds, 1), "table": exc.search.table()}
+            atomic_write_text(args.json, json.dumps({"budget_search": failed}, indent=1) + "\n")
         log.error("error: no keep-float set meets the budget (%s); nothing was written", exc.search.budget.describe())
         return 1
     for line in search.report.lines():
