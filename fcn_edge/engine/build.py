@@ -159,6 +159,9 @@ def run_build(request: BuildRequest, *, emit: Callable[[str], None] = print,
             if hit is not None:
                 copy_engine_pair(hit.engine_path, output)
                 emit(f"cache hit: reused {hit.engine_path} (built {hit.sidecar.data.get('created', '?')}) -> {output}")
+                if request.verify is not None:
+                    log.warning("warning: --verify is not rerun on a cached engine; its sidecar keeps the figures "
+                                "measured when it was built (int8.engine_accuracy), if any")
                 return BuildOutcome(output, plan, cache_hit=True)
             emit(f"cache miss (key {key[:16]}): building")
 
