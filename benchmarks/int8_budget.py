@@ -69,6 +69,7 @@ def demo_part(work: Path) -> list[dict]:
     from fcn_edge.data.synth import SynthConfig, write_synthetic_dataset
     from tests.calib.tiny_trained import export_tiny, plant_activation_outlier, train_tiny_fcn8s
 
+    work.mkdir(parents=True, exist_ok=True)
     data = work / "synth"
     if not data.is_dir():
         write_synthetic_dataset(data, SynthConfig(train=40, val=30, size=(96, 128)), show_progress=False)
@@ -94,6 +95,7 @@ def fullsize_part(work: Path) -> list[dict]:
     from fcn_edge.data.synth import write_calibration_set
 
     size = (256, 512)
+    work.mkdir(parents=True, exist_ok=True)
     model = make_fullsize_onnx(work, size)
     images = work / "calib256x512"
     listing = images.with_name(images.name + ".txt")
