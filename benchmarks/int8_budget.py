@@ -114,18 +114,19 @@ def main() -> None:
     args = parser.parse_args()
     from benchmarks._machine import RESULTS_DIR, write_result
 
-    previous_path = RESULTS_DIR / "int8_budget.json"
-    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
-    result = {"command": "PYTHONPATH=. python benchmarks/int8_budget.py --part " + args.part,
-              "note": "shared 2-core machine, noisy timings",
-              "demo": previous.get("demo"), "fullsize": previous.get("fullsize")}
+    parts = {}
     with tempfile.TemporaryDirectory(prefix="fcn-edge-int8-budget-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if args.part in ("demo", "all"):
-            result["demo"] = demo_part(work / "demo")
+            parts["demo"] = demo_part(work / "demo")
         if args.part in ("fullsize", "all"):
-            result["fullsize"] = fullsize_part(work / "fullsize")
+            parts["fullsize"] = fullsize_part(work / "fullsize")
+    previous_path = RESULTS_DIR / "int8_budget.json"  # read now: the other part may have been written meanwhile
+    previous = json.loads(previous_path.read_text()) if previous_path.is_file() else {}
+    result = {"command": "PYTHONPATH=. python benchmarks/int8_budget.py --part demo|fullsize",
+              "note": "shared 2-core machine, noisy timings",
+              "demo": previous.get("demo"), "fullsize": previous.get("fullsize"), **parts}
     print(f"wrote {write_result('int8_budget', result)}")
 
 
