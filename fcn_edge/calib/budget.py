@@ -20,7 +20,7 @@ number of float layers (INT8 noise can make a longer prefix worse than a shorter
 which bisection assumes and one-at-a-time does not need (it returns the *shortest*
 prefix that meets the budget); and each step is a row of the printed table that says
 what one more float layer bought.  The ranking itself already costs one evaluation per
-layer, so bisection would save at most a third of the work in the worst case.
+layer, so even in the worst case bisection would save less than half of the work.
 
 Each step also times the model on this machine's ONNX Runtime CPU provider in the
 ``onnxruntime`` Q/DQ placement (the one its CPU kernels run in INT8), so the table
