@@ -27,6 +27,7 @@ INSTALL_HINTS: dict[str, str] = {
     "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu on a CUDA machine)",
     "onnxruntime.quantization": "pip install onnxruntime",
     "onnxscript": "pip install onnxscript",
+    "onnxconverter_common": "pip install onnxconverter-common (or fcn-edge[engine])",
     "tensorrt": "JetPack on a Jetson, or `pip install tensorrt` on a desktop with an NVIDIA driver",
     "pycuda": "pip install pycuda (needs the CUDA toolkit) or `pip install cuda-python`",
     "cuda": "pip install cuda-python",
