@@ -33,6 +33,10 @@ INSTALL_HINTS: dict[str, str] = {
     "pytriton": "pip install 'fcn-edge[serve]' (nvidia-pytriton: Linux x86_64/aarch64 with glibc 2.35+ only)",
     "modelopt": "pip install nvidia-modelopt",
     "psutil": "pip install psutil",
+    "rosbags": "pip install 'fcn-edge[robotics]' (rosbags needs Python 3.10+)",
+    "mcap": "pip install 'fcn-edge[robotics]'",
+    "mcap_ros2": "pip install 'fcn-edge[robotics]'",
+    "foxglove": "pip install 'fcn-edge[robotics]' (foxglove-sdk: CPython 3.10+ wheels for Linux x86_64/aarch64)",
 }
 
 
