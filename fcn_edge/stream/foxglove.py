@@ -84,7 +84,7 @@ class _Server:
             raise SinkError(f"cannot start the Foxglove server on {host}:{port}: {exc} (port in use? choose another "
                             "with foxglove://HOST:PORT)") from None
         self.host = host
-        self.port = int(self.server.port())
+        self.port = int(self.server.port)
         self.users = 0
 
     @classmethod
