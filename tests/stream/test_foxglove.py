@@ -36,26 +36,35 @@ class FoxgloveClient:
     """A minimal foxglove.websocket.v1 client: advertise -> subscribe -> binary message data, on its own thread."""
 
     def __init__(self, port: int) -> None:
-        self.ws = websockets_sync.connect(f"ws://127.0.0.1:{port}", subprotocols=SUBPROTOCOLS, open_timeout=10)
-        assert self.ws.subprotocol in SUBPROTOCOLS
+        self.port = port
+        self.ws = None
         self.server_info = None
         self.channels: dict[int, dict] = {}
         self.messages: dict[str, list[tuple[int, bytes]]] = {}
         self._subscriptions: dict[int, str] = {}
+        self.ready = threading.Event()
         self.closed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        assert self.ready.wait(10) and self.ws is not None, "could not connect"
 
     def _run(self) -> None:
         try:
-            for message in self.ws:
-                if isinstance(message, str):
-                    self._control(json.loads(message))
-                else:
-                    self._data(message)
+            with websockets_sync.connect(f"ws://127.0.0.1:{self.port}", subprotocols=SUBPROTOCOLS,
+                                         open_timeout=10) as ws:
+                assert ws.subprotocol in SUBPROTOCOLS
+                self.ws = ws
+                self.ready.set()
+                while True:
+                    message = ws.recv()
+                    if isinstance(message, str):
+                        self._control(json.loads(message))
+                    else:
+                        self._data(message)
         except Exception:  # noqa: BLE001 - the connection closing is what ends the loop
             pass
         finally:
+            self.ready.set()
             self.closed.set()
 
     def _control(self, message: dict) -> None:
