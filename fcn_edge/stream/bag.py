@@ -290,6 +290,39 @@ def iter_bag_images(path: str | Path, topic: Optional[str] = None) -> Iterator[T
         reader.close()
 
 
+def bag_summary(path: str | Path) -> str:
+    """An ``ros2 bag info``-style summary of a bag (folder, .mcap or .db3), read with rosbags."""
+    import datetime
+
+    rosbag2, _ = rosbags_modules()
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in BAG_FILE_SUFFIXES)
+    size = sum(p.stat().st_size for p in files)
+    try:
+        with rosbag2.Reader(path) as reader:
+            start, end, count = reader.start_time, reader.end_time, reader.message_count
+            storage = "mcap" if any(p.suffix == ".mcap" for p in files) else "sqlite3"
+            topics = [(c.topic, c.msgtype, c.msgcount, c.ext.serialization_format) for c in reader.connections]
+    except Exception as exc:  # noqa: BLE001 - one sentence
+        raise SourceError(f"cannot read bag {path}: {_reason(exc)}") from None
+
+    def when(ns: int) -> str:
+        moment = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
+        return f"{moment.strftime('%b %d %Y %H:%M:%S')}.{(ns // 1_000_000) % 1000:03d} ({ns / 1e9:.9f})"
+
+    lines = [f"Files:             {', '.join(p.name for p in files)}",
+             f"Bag size:          {size / 1024:.1f} KiB",
+             f"Storage id:        {storage}",
+             f"Duration:          {max(0, end - start) / 1e9:.9f}s",
+             f"Start:             {when(start)}" if count else "Start:             -",
+             f"End:               {when(end)}" if count else "End:               -",
+             f"Messages:          {count}"]
+    for i, (topic, msgtype, n, fmt) in enumerate(topics):
+        label = "Topic information: " if i == 0 else " " * 19
+        lines.append(f"{label}Topic: {topic} | Type: {msgtype} | Count: {n} | Serialization Format: {fmt}")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------- source
 class BagSource(Source):
     """Frames from one image topic of a bag; see the module docstring."""
@@ -385,5 +418,5 @@ class BagSource(Source):
         return info
 
 
-__all__ = ["BagSource", "BagReader", "open_bag", "choose_topic", "iter_bag_images", "is_bag_path", "IMAGE_TYPES",
+__all__ = ["BagSource", "bag_summary", "BagReader", "open_bag", "choose_topic", "iter_bag_images", "is_bag_path", "IMAGE_TYPES",
            "RAW_IMAGE", "COMPRESSED_IMAGE", "typestore", "rosbags_modules", "message_to_bgr", "stamp_ns"]
