@@ -291,3 +291,19 @@ def test_cli_bag_errors_are_one_line(tmp_path, run_cli, tiny_onnx):
     assert_one_line_error(done, "/notes", "std_msgs/msg/String", "/camera/image_raw")
     done = run_cli("run", tiny_onnx, "--source", f"bag:{bag}", "--sink", tmp_path / "x.mcap", "--bag-topics", "depth")
     assert_one_line_error(done, "depth", "overlay")
+
+
+def test_hidden_folder_of_a_killed_writer_is_removed_later(tmp_path):
+    from fcn_edge.stream.bagsink import remove_stale_bag_folders
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    old, fresh, alive = (tmp_path / f".fcn-edge-tmp-{dead_pid}-a.bag", tmp_path / f".fcn-edge-tmp-{dead_pid}-b.bag",
+                         tmp_path / f".fcn-edge-tmp-{os.getppid()}-c.bag")
+    for folder in (old, fresh, alive):
+        (folder / "x").mkdir(parents=True)
+    past = time.time() - 120
+    os.utime(old, (past, past))
+    os.utime(alive, (past, past))
+    assert remove_stale_bag_folders(tmp_path) == [old]
+    assert fresh.exists() and alive.exists()
