@@ -307,3 +307,25 @@ def test_hidden_folder_of_a_killed_writer_is_removed_later(tmp_path):
     os.utime(alive, (past, past))
     assert remove_stale_bag_folders(tmp_path) == [old]
     assert fresh.exists() and alive.exists()
+
+
+def test_bag_and_foxglove_modules_load_their_libraries_only_when_used(tmp_path, tiny_onnx):
+    """Importing the robotics sinks/sources pulls in nothing; a bag-to-bag run never imports torch or the build half."""
+    bag = tmp_path / "rec"
+    write_rosbags(bag, make_frames(2))
+    code = f"""
+import sys
+import fcn_edge.stream.bag, fcn_edge.stream.bagsink, fcn_edge.stream.foxglove, fcn_edge.stream.rosimage
+import fcn_edge.stream.command
+heavy = ("rosbags", "mcap", "mcap_ros2", "foxglove._foxglove_py", "cv2", "torch", "onnxruntime")
+print("IMPORT", [m for m in heavy if m in sys.modules])
+from fcn_edge import Segmenter
+with Segmenter.open({str(tiny_onnx)!r}) as seg:
+    n = sum(1 for _ in seg.stream({f"bag:{bag}"!r}, sinks=[{str(tmp_path / "o.mcap")!r}]))
+# (fcn_edge.data is left out: the runtime's resize still lives there until it moves to the device side)
+build = ("torch", "fcn_edge.train", "fcn_edge.models", "fcn_edge.calib", "fcn_edge.engine.builder")
+print("RUN", n, [m for m in build if m in sys.modules])
+"""
+    done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "IMPORT []" in done.stdout and "RUN 2 []" in done.stdout, done.stdout
