@@ -73,7 +73,7 @@ class _Server:
     """One foxglove-sdk server (and its context) shared by the sinks of every source on the same address."""
 
     _lock = threading.Lock()
-    _servers: Dict[Tuple[str, int], "_Server"] = {}
+    _servers: Dict[Tuple[Any, ...], "_Server"] = {}
 
     def __init__(self, host: str, port: int) -> None:
         fox = foxglove_module()
@@ -88,14 +88,17 @@ class _Server:
         self.users = 0
 
     @classmethod
-    def acquire(cls, host: str, port: int) -> "_Server":
+    def acquire(cls, host: str, port: int, group: Any = None) -> "_Server":
+        """The server on ``host:port`` (started by the first user); port 0 (any free port) is shared by the
+        sinks of one ``group`` (the sources of one run)."""
+        key: Tuple[Any, ...] = (host, port) if port else (host, 0, id(group))
         with cls._lock:
-            server = cls._servers.get((host, port)) if port else None
+            server = cls._servers.get(key) if (port or group is not None) else None
             if server is None:
                 server = _Server(host, port)
                 cls._servers[(host, server.port)] = server
-                if port:
-                    cls._servers[(host, port)] = server
+                if port or group is not None:
+                    cls._servers[key] = server
                 log.warning("Foxglove: open ws://%s:%d in the Foxglove app (Open connection > Foxglove WebSocket)",
                             host, server.port)
             server.users += 1
@@ -124,6 +127,7 @@ class FoxgloveSink(Sink):
         self.namespace = namespace.strip("/")
         self.jpeg_quality = jpeg_quality
         self._server: Optional[_Server] = None
+        self._group: Any = None  # shared by the sinks for_source() made from one sink
         self._channels: Dict[str, Any] = {}
         self._lut: Optional[np.ndarray] = None
 
@@ -134,7 +138,11 @@ class FoxgloveSink(Sink):
 
     def for_source(self, source_id: int, source_name: str = "") -> "FoxgloveSink":
         """The sink of source ``source_id`` when several share one server: its own channel set under /src<N>/."""
-        return FoxgloveSink(self.host, self.requested_port, namespace=f"src{source_id}", jpeg_quality=self.jpeg_quality)
+        if self._group is None:
+            self._group = object()
+        sink = FoxgloveSink(self.host, self.requested_port, namespace=f"src{source_id}", jpeg_quality=self.jpeg_quality)
+        sink._group = self._group
+        return sink
 
     @property
     def name(self) -> str:
@@ -151,7 +159,7 @@ class FoxgloveSink(Sink):
 
     def open(self) -> None:
         if self._server is None:
-            self._server = _Server.acquire(self.host, self.requested_port)
+            self._server = _Server.acquire(self.host, self.requested_port, self._group)
             self._make_channels()
 
     def _make_channels(self) -> None:
