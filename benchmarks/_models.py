@@ -18,7 +18,7 @@ from typing import Any, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 
 # argv: ModelInfo JSON, then [[path, export options], ...] as JSON (lists become tuples again)
-_CHILD = ("import json, sys; from fcn_edge.modelinfo import ModelInfo; "
+_CHILD = ("import json, sys; from fcn_edge.artifacts.modelinfo import ModelInfo; "
           "from tests.onnx_models import export_random_model; info = ModelInfo.from_json(sys.argv[1]); "
           "[export_random_model(path, info, **{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}) "
           "for path, options in json.loads(sys.argv[2])]")
@@ -26,7 +26,7 @@ _CHILD = ("import json, sys; from fcn_edge.modelinfo import ModelInfo; "
 
 def fcn8s_info(width: float, size: tuple[int, int], classes: int):
     """The benchmarks' model description: FCN-8s, aligned geometry, ``width`` channels, ``size`` input."""
-    from fcn_edge.modelinfo import ModelInfo
+    from fcn_edge.artifacts.modelinfo import ModelInfo
 
     return ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
 

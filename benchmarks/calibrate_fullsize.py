@@ -48,7 +48,7 @@ def make_fullsize_onnx(work: Path, size: tuple[int, int], name: str = "fcn8s_ful
     code = f"""
 import torch
 from fcn_edge.checkpoint import save_model
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.models import build_model
 from fcn_edge.export import ExportConfig, export_onnx
 from pathlib import Path

@@ -42,7 +42,7 @@ def _make_checkpoint(path: Path, width: float = 1.0) -> None:
     import torch
 
     from fcn_edge.checkpoint import save_model
-    from fcn_edge.modelinfo import ModelInfo
+    from fcn_edge.artifacts.modelinfo import ModelInfo
     from fcn_edge.models import build_model
 
     torch.manual_seed(0)

@@ -80,7 +80,7 @@ def make_checkpoint(path: Path, classes: int, width: float) -> None:
     import torch
 
     from fcn_edge.checkpoint import save_model
-    from fcn_edge.modelinfo import ModelInfo
+    from fcn_edge.artifacts.modelinfo import ModelInfo
     from fcn_edge.models import build_model
 
     torch.manual_seed(0)
@@ -109,7 +109,7 @@ def export_once(checkpoint: Path, out: Path, size: tuple[int, int], max_batch: i
 def write_calibration_frames(folder: Path, count: int, size: tuple[int, int]) -> Path:
     import cv2
 
-    from fcn_edge.export import synthetic_frames
+    from fcn_edge.runtime.synthetic import synthetic_frames
 
     folder.mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(synthetic_frames(count, size[0], size[1], seed=1)):
@@ -137,7 +137,7 @@ def make_int8_onnx(onnx_path: Path, workdir: Path, env, args, size: tuple[int, i
         from fcn_edge.calib import calibrate_onnx  # built on another branch; optional here
     except ImportError as exc:
         return None, f"the calibrate stage (fcn_edge.calib.calibrate_onnx) is not in this install ({exc})"
-    from fcn_edge.engine.versions import calibrate_target_for
+    from fcn_edge.artifacts.trt_versions import calibrate_target_for
     from fcn_edge.errors import FcnEdgeError
 
     images = write_calibration_frames(workdir / "calib", args.calib_images, size)

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="multi_source")
     args = parser.parse_args(argv)
 
-    from fcn_edge.modelinfo import parse_size
+    from fcn_edge.artifacts.modelinfo import parse_size
     from tests.onnx_models import write_video
 
     size, video_size = parse_size(args.size), parse_size(args.video_size)

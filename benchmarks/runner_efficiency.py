@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="runner_efficiency")
     args = parser.parse_args(argv)
 
-    from fcn_edge.modelinfo import parse_size
+    from fcn_edge.artifacts.modelinfo import parse_size
     from fcn_edge.runtime import open_runner
     from tests.onnx_models import write_video
 

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="serve_throughput")
     args = parser.parse_args(argv)
 
-    from fcn_edge.modelinfo import parse_size
+    from fcn_edge.artifacts.modelinfo import parse_size
     from fcn_edge.serve.environment import free_port
 
     size = parse_size(args.size)

@@ -54,10 +54,10 @@ def export_tiny(path: Path, size: tuple[int, int], classes: int, width: float):
     """A random-weight tiny FCN-8s exported by ``fcn-edge export`` (frames in, labels + confidence out), in a child."""
     import subprocess
 
-    from fcn_edge.modelinfo import ModelInfo
+    from fcn_edge.artifacts.modelinfo import ModelInfo
 
     info = ModelInfo(arch="fcn8s", num_classes=classes, geometry="aligned", width=width, input_size=size)
-    code = ("import sys; from fcn_edge.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
+    code = ("import sys; from fcn_edge.artifacts.modelinfo import ModelInfo; from tests.onnx_models import export_random_model; "
             "info = ModelInfo.from_json(sys.argv[2]); "
             "export_random_model(sys.argv[1], info, size=tuple(info.input_size), outputs=('labels', 'confidence'))")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import psutil  # noqa: F401 - fail now if missing, not after the export
 
-    from fcn_edge.modelinfo import parse_size
+    from fcn_edge.artifacts.modelinfo import parse_size
     from fcn_edge.runtime import open_runner
     from fcn_edge.stream import RunConfig, SourceOptions, StreamRunner
     from tests.onnx_models import write_video

@@ -9,7 +9,7 @@ CUDA or cuda-python (for device memory)::
 
 For each precision it calls ``fcn-edge build-engine``'s Python entry point (the real
 TensorRT path), loads the engine through the sidecar check the runtime uses
-(:func:`fcn_edge.engine.sidecar.prepare_engine_load`), runs it on the same frames as
+(:func:`fcn_edge.artifacts.sidecar.prepare_engine_load`), runs it on the same frames as
 ONNX Runtime (CPU) and reports label agreement with the FP32 ONNX model and latency
 percentiles (execute + synchronise, batch 1).  INT8 uses ``--int8-onnx`` if given,
 else a Q/DQ model made here with ONNX Runtime's static quantizer on random frames
@@ -113,9 +113,9 @@ class EngineRunner:
     def __init__(self, engine_path: Path, memory: DeviceMemory) -> None:
         import tensorrt as trt
 
-        from fcn_edge.engine.gpu import probe_gpu
-        from fcn_edge.engine.sidecar import prepare_engine_load
-        from fcn_edge.engine.trt_load import prepare_runtime
+        from fcn_edge.artifacts.gpu import probe_gpu
+        from fcn_edge.artifacts.sidecar import prepare_engine_load
+        from fcn_edge.runtime.trt_load import prepare_runtime
 
         self.trt, self.memory = trt, memory
         sidecar, data, settings, warnings = prepare_engine_load(engine_path, trt.__version__, probe_gpu())

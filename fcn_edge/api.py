@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 
 
 @dataclass

@@ -30,7 +30,7 @@ from fcn_edge import __version__
 from fcn_edge.errors import ArtifactError
 from fcn_edge.fileio import atomic_path, require_file
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo, Preprocessing
+from fcn_edge.artifacts.modelinfo import ModelInfo, Preprocessing
 
 FORMAT = "fcn-edge-checkpoint"
 FORMAT_VERSION = 1

@@ -11,8 +11,8 @@ import argparse
 
 
 def size(text: str) -> tuple[int, int]:
-    """``HxW`` (or one number for a square) as ``(H, W)``, through :func:`fcn_edge.modelinfo.parse_size`."""
-    from fcn_edge.modelinfo import parse_size
+    """``HxW`` (or one number for a square) as ``(H, W)``, through :func:`fcn_edge.artifacts.modelinfo.parse_size`."""
+    from fcn_edge.artifacts.modelinfo import parse_size
 
     try:
         return parse_size(text)

@@ -48,7 +48,7 @@ REQUIREMENTS: dict[str, list] = {
     "calibrate": ["onnx", "onnxruntime", "opencv"],
     "build-engine": ["onnx", "tensorrt", "gpu"],
     "run (.onnx)": ["onnxruntime", "opencv"],
-    "run (.engine)": ["tensorrt", ("cuda-python", "pycuda"), "gpu", "opencv"],
+    "run (.engine)": ["tensorrt", ("cuda-python", "pycuda", "libcudart"), "gpu", "opencv"],
     "run (csi:// camera)": ["opencv-gstreamer"],
     "bench": [("torch", "onnxruntime", "tensorrt")],
     "serve": ["pytriton"],
@@ -110,6 +110,19 @@ def probe_cuda_python() -> Probe:
         if ok:
             return Probe("cuda-python", True, f"{module} importable")
     return Probe("cuda-python", False, "not installed", "pip install cuda-python")
+
+
+def probe_libcudart() -> Probe:
+    """The CUDA runtime library the TensorRT runner calls through ctypes when no Python binding is installed."""
+    from fcn_edge.errors import FcnEdgeError
+    from fcn_edge.runtime.cuda_ctypes import INSTALL_HINT, load_cudart
+
+    try:
+        cudart = load_cudart()
+    except FcnEdgeError:
+        return Probe("libcudart", False, "no CUDA runtime library found", INSTALL_HINT)
+    version = cudart.version("cudaRuntimeGetVersion")
+    return Probe("libcudart", True, f"{cudart.path} (CUDA runtime {version // 1000}.{(version % 1000) // 10})")
 
 
 def probe_gpu() -> Probe:
@@ -178,6 +191,7 @@ def collect() -> Report:
     report.probes.append(probe_tensorrt())
     report.probes.append(probe_cuda_python())
     report.probes.append(probe_module("pycuda", "pycuda", "pip install pycuda (builds from source; needs the CUDA toolkit)"))
+    report.probes.append(probe_libcudart())
     report.probes.append(probe_gpu())
     report.probes.extend(probe_opencv())
     report.probes.append(probe_cameras())

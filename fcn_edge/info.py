@@ -32,7 +32,7 @@ def describe_artifact(path: str | Path) -> dict[str, Any]:
                                                       "fcn_edge_version", "source") if k in training},
                 "resumable": ckpt.resume is not None}
     if suffix == ".onnx":
-        from fcn_edge.export import read_onnx_header, read_onnx_metadata
+        from fcn_edge.artifacts.onnx_metadata import read_onnx_header, read_onnx_metadata
 
         header = read_onnx_header(path)
         info, facts = read_onnx_metadata(path)
@@ -41,7 +41,7 @@ def describe_artifact(path: str | Path) -> dict[str, Any]:
                 "inputs": [vars(t) for t in header.inputs], "outputs": [vars(t) for t in header.outputs],
                 "model": info.to_dict(), "export": facts.to_dict() if hasattr(facts, "to_dict") else vars(facts)}
     if suffix in (".engine", ".plan", ".trt"):
-        from fcn_edge.engine.sidecar import read_sidecar, sidecar_path_for
+        from fcn_edge.artifacts.sidecar import read_sidecar, sidecar_path_for
 
         if not path.is_file():
             raise ArtifactError(f"engine {path} does not exist")

@@ -105,7 +105,7 @@ def assert_one_line_error(completed, *needles: str) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_info():
-    from fcn_edge.modelinfo import ModelInfo, Preprocessing
+    from fcn_edge.artifacts.modelinfo import ModelInfo, Preprocessing
 
     return ModelInfo(arch="fcn8s", num_classes=TINY_CLASSES, geometry="aligned", width=TINY_WIDTH,
                      preprocessing=Preprocessing.imagenet(), input_size=(64, 96))

@@ -11,7 +11,7 @@ import torch
 
 from fcn_edge.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, save_model
 from fcn_edge.errors import ArtifactError
-from fcn_edge.modelinfo import ModelInfo, Preprocessing
+from fcn_edge.artifacts.modelinfo import ModelInfo, Preprocessing
 from fcn_edge.models import build_model
 
 from .conftest import TINY_WIDTH

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fcn_edge.runtime.cuda_memory import CUDA_CHOICES
+
 EPILOG = """examples:
   fcn-edge bench export/fcn8s.onnx                                  # 5 s at the model's batch and size
   fcn-edge bench export/fcn8s.onnx --iterations 200 --batch 1,8 --threads 4 --json bench.json
@@ -14,7 +16,7 @@ EPILOG = """examples:
   fcn-edge bench triton://gpu-box:8000/fcn8s --seconds 10
 
 per-model backend options: MODEL::key=value[,key=value...] (e.g. model.onnx::providers=cuda,threads=4).
-Shared options (--device, --precision, --threads, --providers, --option) go to every model whose
+Shared options (--device, --precision, --threads, --providers, --cuda, --option) go to every model whose
 backend takes them and are reported as ignored for the others.
 
 What each number includes is printed under the table and stored in the JSON ("definitions").
@@ -45,6 +47,8 @@ def register(subparsers) -> None:
     opts.add_argument("--precision", choices=("fp32", "fp16"), help="PyTorch precision (fp16 = autocast on CUDA)")
     opts.add_argument("--threads", type=int, metavar="N", help="CPU threads (PyTorch, ONNX Runtime intra-op)")
     opts.add_argument("--providers", metavar="LIST", help="ONNX Runtime providers, e.g. cuda or tensorrt,cuda")
+    opts.add_argument("--cuda", choices=CUDA_CHOICES,
+                      help="TensorRT engines: CUDA through cuda-python, pycuda or libcudart (ctypes); default auto")
     opts.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                       help="any other backend option (repeatable), e.g. --option cuda=pycuda")
     out = p.add_argument_group("output")
@@ -63,7 +67,7 @@ def build_config(args):
     options = {}
     for item in args.option:
         options.update(parse_options(item, "--option"))
-    for name in ("device", "precision", "threads", "providers"):
+    for name in ("device", "precision", "threads", "providers", "cuda"):
         value = getattr(args, name)
         if value is not None:
             options[name] = value

@@ -269,7 +269,7 @@ def bench_runner(runner, config: BenchConfig, *, label: str, index: int = 0, res
     (``--check-agreement``), rows get their pixel agreement with them; when it is the
     first model's own dict, its labels are stored into it.
     """
-    from fcn_edge.export import synthetic_frames
+    from fcn_edge.runtime.synthetic import synthetic_frames
 
     sampler = sampler or RssSampler()
     backend = getattr(runner, "backend", None)

@@ -58,7 +58,7 @@ DEFINITIONS: dict[str, str] = {
                  "inference at the same batch size and input size)",
     "vs_first": "ratios to the first model at the same batch size, mode and input size: latency_p50 = p50 / first "
                 "p50 (below 1 is faster), fps = FPS / first FPS (above 1 is faster)",
-    "frames": "deterministic synthetic frames (fcn_edge.export.synthetic_frames with the run's seed), one fixed "
+    "frames": "deterministic synthetic frames (fcn_edge.runtime.synthetic.synthetic_frames with the run's seed), one fixed "
               "batch per batch size, the same for every model",
 }
 

@@ -40,7 +40,7 @@ import numpy as np
 from fcn_edge.data.imageio import IGNORE_INDEX, encode_image, encode_palette_png
 from fcn_edge.errors import DataError
 from fcn_edge.lazy import opencv
-from fcn_edge.modelinfo import voc_palette
+from fcn_edge.artifacts.modelinfo import voc_palette
 
 GENERATOR_VERSION = 1
 SHAPES = ("disc", "box", "triangle", "blob")

@@ -28,7 +28,7 @@ Transform = Callable[[np.ndarray, "np.ndarray | None", np.random.Generator], tup
 class TorchSegmentationDataset:
     """``dataset[i]`` -> ``{"image": float32 [3,H,W], "mask": int64 [H,W], "index": i, "id": str}`` or None.
 
-    ``preprocessing`` (a :class:`fcn_edge.modelinfo.Preprocessing`) normalises the image as
+    ``preprocessing`` (a :class:`fcn_edge.artifacts.modelinfo.Preprocessing`) normalises the image as
     the model expects; without it the image is float32 0-255 in BGR order.  Samples
     without a mask (image-only sets) have no ``"mask"`` key.
     """

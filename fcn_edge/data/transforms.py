@@ -11,7 +11,10 @@ Interpolation, decided once for every stage:
 
 :func:`resize_for_network` is *the* resize between a frame and the network input: the
 streaming runner, calibration and evaluation all call it, so every backend sees the same
-pixels.  :func:`labels_to_size` maps a prediction back to the label/frame size.
+pixels.  It, ``resize_image``, ``resize_labels`` and ``to_network_input`` live on the device
+side (:mod:`fcn_edge.runtime.resize`, :mod:`fcn_edge.runtime.preprocess`) and are
+re-exported here: training uses the run-time code, never the other way round.
+:func:`labels_to_size` maps a prediction back to the label/frame size.
 
 Random transforms take a ``numpy.random.Generator`` and draw the same number of values
 per call, so a given seed reproduces the same crops and flips.
@@ -26,51 +29,8 @@ import numpy as np
 
 from fcn_edge.data.imageio import IGNORE_INDEX
 from fcn_edge.lazy import opencv
-
-
-def _size(size: Sequence[int]) -> tuple[int, int]:
-    h, w = (int(v) for v in size)
-    if h < 1 or w < 1:
-        raise ValueError(f"size must be positive (H, W), got {tuple(size)}")
-    return h, w
-
-
-# --------------------------------------------------------------------------- resizing
-
-def resize_for_network(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Resize a uint8 HxWx3 frame to ``size`` = (H, W) with bilinear interpolation.
-
-    Returns ``frame`` itself (no copy) when it already has that size.  The one resize
-    every stage shares; see the module doc for why INTER_LINEAR.
-    """
-    h, w = _size(size)
-    frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"frames are HxWx3, got shape {frame.shape}")
-    if frame.shape[:2] == (h, w):
-        return frame
-    return opencv().resize(frame, (w, h), interpolation=opencv().INTER_LINEAR)
-
-
-def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Bilinear resize of any HxW or HxWxC image to (H, W) (same rule as resize_for_network)."""
-    h, w = _size(size)
-    if image.shape[:2] == (h, w):
-        return image
-    return opencv().resize(image, (w, h), interpolation=opencv().INTER_LINEAR)
-
-
-def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map (HxW) to (H, W): labels are never blended."""
-    h, w = _size(size)
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"label maps are HxW, got shape {labels.shape}")
-    if labels.shape == (h, w):
-        return labels
-    if labels.dtype in (np.uint8, np.uint16, np.int16, np.int32, np.float32):
-        return opencv().resize(labels, (w, h), interpolation=opencv().INTER_NEAREST)
-    return resize_labels(labels.astype(np.int32), (h, w)).astype(labels.dtype)
+from fcn_edge.runtime.preprocess import to_network_input  # noqa: F401 - re-exported
+from fcn_edge.runtime.resize import _size, resize_for_network, resize_image, resize_labels  # noqa: F401
 
 
 def labels_to_size(prediction: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -129,23 +89,6 @@ def mean_fill_colour(preprocessing) -> tuple[int, int, int]:
     if preprocessing.model_channel_order != "BGR":
         colour = colour[::-1]
     return tuple(int(round(min(255.0, max(0.0, c)))) for c in colour)  # type: ignore[return-value]
-
-
-def to_network_input(image: np.ndarray, preprocessing) -> np.ndarray:
-    """uint8 HxWx3 (input channel order) -> float32 3xHxW normalised as ``preprocessing`` says.
-
-    The numpy twin of the exported graph's in-graph preprocessing; torch training and the
-    raw-I/O backends use it.
-    """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"images are HxWx3, got shape {image.shape}")
-    x = image.astype(np.float32)
-    if preprocessing.needs_channel_swap:
-        x = x[:, :, ::-1]
-    x = x * np.float32(preprocessing.scale)
-    x -= np.asarray(preprocessing.mean, dtype=np.float32)
-    x /= np.asarray(preprocessing.std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
 # --------------------------------------------------------------------------- pipelines

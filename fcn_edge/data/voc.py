@@ -20,7 +20,7 @@ from pathlib import Path
 from fcn_edge.data.base import Entry, Problem, SegmentationDataset
 from fcn_edge.data.listfile import read_ids
 from fcn_edge.errors import DataError
-from fcn_edge.modelinfo import VOC_CLASSES, voc_palette
+from fcn_edge.artifacts.modelinfo import VOC_CLASSES, voc_palette
 
 SPLIT_FOLDER = Path("ImageSets") / "Segmentation"
 

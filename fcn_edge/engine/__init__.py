@@ -5,6 +5,7 @@ tested without TensorRT or a GPU (option resolution per TensorRT version, profil
 FP16 conversion, DLA pre-check, sidecar, cache).  See README.md in this folder for the
 versions targeted and what has (not yet) run on real TensorRT.
 
-Importing this package imports nothing heavy (no onnx, tensorrt, torch): the runtime
-imports :mod:`fcn_edge.engine.sidecar` and :mod:`fcn_edge.engine.gpu` on a Jetson.
+Importing this package imports nothing heavy (no onnx, tensorrt, torch).  What the device
+reads too -- the sidecar schema, the GPU probe, the TensorRT version and dtype tables -- is in
+:mod:`fcn_edge.artifacts`; loading an engine is :mod:`fcn_edge.runtime.trt_load`.
 """

@@ -25,13 +25,13 @@ from fcn_edge.engine.cache import EngineCache, cache_key, cache_key_fields
 from fcn_edge.engine.dla import dla_precheck, unpad_deconvolutions
 from fcn_edge.engine.environment import BuildEnvironment, detect_build_environment, import_tensorrt
 from fcn_edge.engine.fp16 import convert_to_fp16
-from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, probe_gpu
+from fcn_edge.artifacts.gpu import GpuInfo, GpuUnavailable, probe_gpu
 from fcn_edge.engine.onnx_info import OnnxFacts, check_segmentation_graph, facts_from_model, load_onnx
 from fcn_edge.engine.options import BuildOptions
 from fcn_edge.engine.plan import (TRANSFORM_CALIBRATE, TRANSFORM_FP16, TRANSFORM_UNPAD_DECONV, BuildPlan, BuildRefused,
                                   resolve_build_plan)
-from fcn_edge.engine.sidecar import copy_engine_pair, make_sidecar, sidecar_path_for, write_engine_and_sidecar
-from fcn_edge.engine.versions import TrtVersion, parse_trt_version
+from fcn_edge.artifacts.sidecar import copy_engine_pair, make_sidecar, sidecar_path_for, write_engine_and_sidecar
+from fcn_edge.artifacts.trt_versions import TrtVersion, parse_trt_version
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.fileio import atomic_write_bytes, require_file, scratch_directory, sha256_file
 from fcn_edge.lazy import require

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from fcn_edge import __version__
-from fcn_edge.engine.gpu import GpuInfo
+from fcn_edge.artifacts.gpu import GpuInfo
 from fcn_edge.engine.plan import BuildPlan
-from fcn_edge.engine.sidecar import EngineSidecar, copy_engine_pair, read_sidecar, sha256_bytes
-from fcn_edge.engine.versions import TrtVersion
+from fcn_edge.artifacts.sidecar import EngineSidecar, copy_engine_pair, read_sidecar, sha256_bytes
+from fcn_edge.artifacts.trt_versions import TrtVersion
 from fcn_edge.errors import FcnEdgeError
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", metavar="OUT.engine",
                    help="engine path (default: next to the ONNX as <stem>.<precision>.engine); the sidecar is OUT.engine.json")
     p.add_argument("--profile", metavar="NAME|PATH",
-                   help="build profile: a name in export/profiles (desktop-fp16, desktop-int8, orin-int8, orin-nano-fp16, "
+                   help="build profile: a name in ./export/profiles or shipped with fcn-edge (desktop-fp16, desktop-int8, orin-int8, orin-nano-fp16, "
                         "xavier-dla-int8) or a .toml path")
     g = p.add_argument_group("precision")
     g.add_argument("--precision", choices=("fp32", "fp16", "int8", "best"), default=None,

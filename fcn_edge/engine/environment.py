@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, is_jetson, probe_gpu
-from fcn_edge.engine.versions import TrtVersion, parse_trt_version
+from fcn_edge.artifacts.gpu import GpuInfo, GpuUnavailable, is_jetson, probe_gpu
+from fcn_edge.artifacts.trt_versions import TrtVersion, parse_trt_version
 from fcn_edge.errors import MissingDependencyError
 
 

@@ -28,7 +28,8 @@ from typing import Any
 from fcn_edge import __version__
 from fcn_edge.engine.onnx_info import load_onnx
 from fcn_edge.errors import ArtifactError
-from fcn_edge.export.metadata import apply_metadata, parse_metadata_props
+from fcn_edge.artifacts.onnx_metadata import parse_metadata_props
+from fcn_edge.export.metadata import apply_metadata
 from fcn_edge.fileio import atomic_path, sha256_file
 from fcn_edge.lazy import require
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from fcn_edge.errors import ArtifactError
-from fcn_edge.export.metadata import check_onnx_file_external_data, parse_metadata_props
-from fcn_edge.export.protowire import ELEM_TYPES
+from fcn_edge.artifacts.onnx_metadata import check_onnx_file_external_data, parse_metadata_props
+from fcn_edge.artifacts.protowire import ELEM_TYPES
 from fcn_edge.fileio import require_file, sha256_file
 from fcn_edge.lazy import require
 

@@ -6,7 +6,7 @@ calls the thin TensorRT module (:mod:`fcn_edge.engine.trt_build`) makes, which O
 variant it parses (as exported, converted to FP16 for TensorRT 11, calibrated to Q/DQ
 now, deconvolutions unpadded for DLA), and what is refused and why, in one sentence.
 
-The version facts it relies on are in :mod:`fcn_edge.engine.versions`.  Summary:
+The version facts it relies on are in :mod:`fcn_edge.artifacts.trt_versions`.  Summary:
 
 * 8.5 / 8.6 (JetPack 5 / 6.0): EXPLICIT_BATCH network; FP16/INT8 builder flags; the
   implicit INT8 calibrator reads a calibration cache; no progress monitor.
@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fcn_edge.engine.gpu import GpuInfo
+from fcn_edge.artifacts.gpu import GpuInfo
 from fcn_edge.engine.onnx_info import OnnxFacts, TensorFacts
 from fcn_edge.engine.options import BuildOptions
-from fcn_edge.engine.sidecar import engine_load_settings
-from fcn_edge.engine.versions import TrtFeatures, TrtVersion, calibrate_target_for, features_for, parse_trt_version
+from fcn_edge.artifacts.sidecar import engine_load_settings
+from fcn_edge.artifacts.trt_versions import TrtFeatures, TrtVersion, calibrate_target_for, features_for, parse_trt_version
 from fcn_edge.errors import FcnEdgeError
 
 

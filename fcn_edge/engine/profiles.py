@@ -1,13 +1,20 @@
-"""Build profiles: ``export/profiles/NAME.toml`` files holding build-engine options per target.
+"""Build profiles: ``NAME.toml`` files holding build-engine options per target.
 
 A profile is the options a target needs, written once and reviewed like code
 (``--profile orin-int8`` instead of eight flags on a Jetson's command line).  Keys are
 exactly the command-line options (with underscores): ``precision``, ``workspace_mib``,
 ``timing_cache``, ``min_shape``/``opt_shape``/``max_shape``, ``dla_core``,
 ``gpu_fallback``, ``version_compatible``, ``exclude_lean_runtime``, ``hardware_compat``,
-``calib``, ``calib_cache``, plus a free-text ``description``.  Relative paths are
-relative to the profile file's folder.  Options given on the command line override
-the profile's.
+``calib``, ``calib_cache``, plus a free-text ``description``.  Options given on the
+command line override the profile's.
+
+``--profile NAME`` looks in ``./export/profiles/`` (a project's own profiles, which win),
+then in the profiles shipped inside the package (``fcn_edge/export/profiles/``, package
+data found through :mod:`importlib.resources`, so an installed wheel has them);
+``--profile PATH.toml`` reads that file.  Relative paths in a profile are relative to its
+folder; for a shipped profile that folder is taken to be ``./export/profiles/`` (so
+``timing_cache = "../orin.timing-cache"`` is ``./export/orin.timing-cache`` where you run
+the command, never a file inside the installed package).
 
 Errors name the file and the key: an unknown key (with the closest known one), a value
 of the wrong type or outside its choices, a TOML syntax error with its line.
@@ -30,6 +37,7 @@ else:  # pragma: no cover - exercised on Python 3.10
     import tomli as tomllib
 
 PROFILE_DIR = Path("export") / "profiles"
+PACKAGE_PROFILES = ("fcn_edge.export", "profiles")   # package, folder of the shipped profiles
 EXTRA_KEYS = ("description",)
 
 
@@ -45,9 +53,21 @@ class Profile:
     values: dict[str, Any]   # validated option values (paths already resolved)
 
 
+def shipped_profile_dir() -> Path:
+    """The folder of the profiles shipped as package data (in a checkout or an installed wheel)."""
+    package, folder = PACKAGE_PROFILES
+    try:
+        from importlib.resources import files
+    except ImportError:  # Python 3.8 (JetPack 5): the package's own folder
+        import importlib
+
+        return Path(importlib.import_module(package).__file__).resolve().parent / folder
+    return Path(str(files(package).joinpath(folder)))
+
+
 def profile_search_dirs() -> list[Path]:
-    """Where ``--profile NAME`` looks: ./export/profiles, then the source tree's."""
-    dirs = [Path.cwd() / PROFILE_DIR, Path(__file__).resolve().parents[2] / PROFILE_DIR]
+    """Where ``--profile NAME`` looks: ./export/profiles, then the shipped profiles."""
+    dirs = [Path.cwd() / PROFILE_DIR, shipped_profile_dir()]
     unique: list[Path] = []
     for folder in dirs:
         if folder not in unique:
@@ -64,7 +84,7 @@ def available_profiles(search_dirs: list[Path] | None = None) -> list[str]:
 
 
 def find_profile(name_or_path: str, search_dirs: list[Path] | None = None) -> Path:
-    """A profile path from ``NAME`` (looked up in export/profiles) or a path to a .toml file."""
+    """A profile path from ``NAME`` (./export/profiles, then the shipped ones) or a path to a .toml file."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or len(candidate.parts) > 1:
         if not candidate.is_file():
@@ -91,13 +111,26 @@ def load_profile(name_or_path: str, search_dirs: list[Path] | None = None) -> Pr
         raise ProfileError(f"{path} is not valid TOML: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"cannot read profile {path}: {exc}") from exc
-    values = validate_profile(data, path)
+    values = validate_profile(data, path, base=_relative_base(path))
     description = data.get("description", "")
     return Profile(name=path.stem, path=path, description=description, values=values)
 
 
-def validate_profile(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Check every key and value; return the option values with paths resolved."""
+def _relative_base(path: Path) -> Path:
+    """The folder a profile's relative paths start from: its own, or ./export/profiles for a shipped one."""
+    try:
+        shipped = path.resolve().parent == shipped_profile_dir().resolve()
+    except (OSError, RuntimeError):
+        shipped = False
+    return Path.cwd() / PROFILE_DIR if shipped else path.parent
+
+
+def validate_profile(data: dict[str, Any], path: Path, base: Path | None = None) -> dict[str, Any]:
+    """Check every key and value; return the option values with relative paths resolved from ``base``.
+
+    ``base`` defaults to the profile's folder (see :func:`_relative_base` for shipped profiles).
+    """
+    base = path.parent if base is None else base
     known = list(OPTION_TYPES) + list(EXTRA_KEYS)
     values: dict[str, Any] = {}
     for key, value in data.items():
@@ -133,7 +166,7 @@ def validate_profile(data: dict[str, Any], path: Path) -> dict[str, Any]:
                 raise ProfileError(f"{path}: {exc}") from exc
         if key in PATH_OPTIONS and value and not Path(value).is_absolute():
             try:
-                value = str((path.parent / value).resolve())
+                value = str((base / value).resolve())
             except (OSError, RuntimeError, ValueError) as exc:
                 raise ProfileError(f"{path}: {key} = {value!r} is not a usable path ({exc})") from None
         values[key] = value

@@ -22,8 +22,9 @@ from typing import Any, Callable
 
 from fcn_edge.engine.build_progress import MonitorBars
 from fcn_edge.engine.plan import BuildPlan
-from fcn_edge.engine.sidecar import engine_load_settings
-from fcn_edge.engine.trt_load import prepare_runtime, read_engine_io, sidecar_io
+from fcn_edge.artifacts.sidecar import engine_load_settings
+from fcn_edge.artifacts.trt_tables import sidecar_io
+from fcn_edge.runtime.trt_load import prepare_runtime, read_engine_io
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.lazy import require
 
@@ -204,7 +205,7 @@ def inspect_engine(trt: ModuleType, engine_bytes: bytes, logger: Any, plan: Buil
     """Deserialize the new engine (proving it loads) and read its real I/O names, shapes and dtypes.
 
     The runtime is prepared and the engine read exactly as the TensorRT runtime backend
-    does on the device (:mod:`fcn_edge.engine.trt_load`).
+    does on the device (:mod:`fcn_edge.runtime.trt_load`).
     """
     settings = engine_load_settings(version_compatible=plan.version_compatible,
                                     exclude_lean_runtime=plan.exclude_lean_runtime, dla_core=plan.dla_core)

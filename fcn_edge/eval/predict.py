@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 
 
 class Predictor:

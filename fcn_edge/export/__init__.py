@@ -1,7 +1,8 @@
 """fcn-edge export: ONNX with the pre- and post-processing inside the graph, checked against PyTorch.
 
-Public API (imports nothing heavy until used, so ``fcn_edge.runtime`` can read ONNX
-metadata on a device without torch or onnx)::
+Public API (imports nothing heavy until used).  The metadata readers are the artifact
+layer's (:mod:`fcn_edge.artifacts`, which the device side imports directly), re-exported
+here for build-side callers::
 
     from fcn_edge.export import export_onnx, ExportConfig
     report = export_onnx("model.pt", "export/model.onnx", ExportConfig(size=(512, 512)))
@@ -23,10 +24,11 @@ from fcn_edge.export.config import (  # noqa: F401 - re-exported
     DYNAMIC_AXES, ExportConfig, ExportConfigError, ShapeRange, parse_dynamic, parse_outputs, parse_shape3,
     parse_size_option,
 )
-from fcn_edge.export.metadata import (  # noqa: F401 - re-exported
-    EXPORT_KEY, MODEL_KEY, ExportFacts, apply_metadata, check_external_data, metadata_entries, parse_metadata_props,
+from fcn_edge.artifacts.onnx_metadata import (  # noqa: F401 - re-exported (the artifact layer's readers)
+    EXPORT_KEY, MODEL_KEY, ExportFacts, check_external_data, metadata_entries, parse_metadata_props,
     read_onnx_header, read_onnx_metadata,
 )
+from fcn_edge.export.metadata import apply_metadata  # noqa: F401 - re-exported
 
 _LAZY = {
     "export_onnx": "fcn_edge.export.exporter",
@@ -40,7 +42,7 @@ _LAZY = {
     "verify_graph": "fcn_edge.export.verify",
     "VerificationReport": "fcn_edge.export.verify",
     "VerificationError": "fcn_edge.export.verify",
-    "synthetic_frames": "fcn_edge.export.verify",
+    "synthetic_frames": "fcn_edge.runtime.synthetic",
     "DeployableFCN": "fcn_edge.export.graph",
 }
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import CHANNEL_ORDERS, GEOMETRIES, parse_size
+from fcn_edge.artifacts.modelinfo import CHANNEL_ORDERS, GEOMETRIES, parse_size
 
 IO_MODES = ("frames", "raw")
 OUTPUTS = ("labels", "confidence", "logits")

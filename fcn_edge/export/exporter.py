@@ -76,13 +76,14 @@ from fcn_edge.checkpoint import Checkpoint, load_checkpoint
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.export.config import DEFAULT_SIZE, ExportConfig, ExportConfigError, ResolvedShapes, resolve_shapes
 from fcn_edge.export.lint import LintReport, lint_onnx
-from fcn_edge.export.metadata import ExportFacts, apply_metadata, read_onnx_metadata, utc_now
-from fcn_edge.export.protowire import ELEM_TYPES
+from fcn_edge.artifacts.onnx_metadata import ExportFacts, read_onnx_metadata, utc_now
+from fcn_edge.export.metadata import apply_metadata
+from fcn_edge.artifacts.protowire import ELEM_TYPES
 from fcn_edge.export.trt_ops import DEFAULT_TARGETS
 from fcn_edge.export.verify import VerificationError, VerificationReport, verify_graph
 from fcn_edge.fileio import atomic_path, check_writable_destination, sha256_file
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
+from fcn_edge.artifacts.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
 
 log = logging.getLogger("fcn_edge.export")
 

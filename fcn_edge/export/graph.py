@@ -11,7 +11,7 @@ Every op is chosen for what TensorRT's ONNX parser accepts:
   as a network input/output cast to or from FP32/FP16.
 * The channel reorder is a Gather with a constant INT32 index (no INT64 initialiser
   for TensorRT 8.x to cast down), normalisation one Mul and one Add with per-channel
-  constants folded from :class:`~fcn_edge.modelinfo.Preprocessing`.
+  constants folded from :class:`~fcn_edge.artifacts.modelinfo.Preprocessing`.
 * ``labels``: ArgMax -> Cast(float32) -> Cast(uint8).  TensorRT turns ArgMax into
   TopK whose indices are INT32 on 8.x and INT64 on 10.x, and casts to UINT8 only
   from floats, so the float hop is what makes one graph valid on both.
@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, Preprocessing, label_dtype
+from fcn_edge.artifacts.modelinfo import CONFIDENCE_UINT8_MAX, Preprocessing, label_dtype
 
 OUTPUT_NAMES = ("labels", "confidence", "logits")
 # uint8 and float16 are what ``fcn-edge export`` offers; float32 is for the PyTorch

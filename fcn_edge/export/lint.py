@@ -101,7 +101,7 @@ def lint_onnx(model, targets: Iterable[str] = DEFAULT_TARGETS) -> list[LintRepor
 
 def _load(path):
     onnx = require("onnx", purpose="to lint ONNX models")
-    from fcn_edge.export.metadata import read_onnx_header
+    from fcn_edge.artifacts.onnx_metadata import read_onnx_header
 
     read_onnx_header(path)  # one-sentence errors for missing / non-ONNX files
     try:

@@ -31,6 +31,7 @@ import numpy as np
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.export.passes import GraphPassError, expose_tensor, logits_tensor
 from fcn_edge.lazy import require
+from fcn_edge.runtime.synthetic import synthetic_frames  # noqa: F401 - the frames verify runs on
 
 
 class VerificationError(FcnEdgeError):
@@ -80,30 +81,6 @@ class VerificationReport:
         for key in ("logits_max_abs_diff", "logits_max_abs", "logits_rel_diff", "label_agreement", "seconds"):
             data[key] = float(f"{data[key]:.6g}")
         return data
-
-
-def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """``count`` uint8 frames ``[count, H, W, 3]`` cycling through three kinds of content."""
-    rng = np.random.default_rng(seed)
-    frames = np.empty((count, height, width, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    for i in range(count):
-        kind = i % 3
-        if kind == 0:
-            frames[i] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        elif kind == 1:
-            img = np.empty((height, width, 3), dtype=np.float32)
-            for c in range(3):
-                a, b, p = rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0, 2 * np.pi)
-                img[..., c] = 127.5 + 120 * np.sin(a * xx / max(width, 1) * 6 + b * yy / max(height, 1) * 6 + p)
-            for _ in range(3):  # a few flat-coloured discs, like objects on a background
-                cy, cx = rng.uniform(0, height), rng.uniform(0, width)
-                r = rng.uniform(0.1, 0.3) * max(height, width)
-                img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
-            frames[i] = np.clip(img, 0, 255).astype(np.uint8)
-        else:
-            frames[i] = np.clip(rng.normal(128, 12, (height, width, 3)), 0, 255).astype(np.uint8)
-    return frames
 
 
 def verify_graph(model, module, *, io: str, preprocessing, shapes: list[tuple[int, int, int]], frames: int = 3,

@@ -24,7 +24,7 @@ Two geometries share one set of weights and differ only in paddings and crops:
     100-pixel pad inflates every map.
 
 The models take normalised float input ``[N, 3, H, W]`` (see
-:class:`fcn_edge.modelinfo.Preprocessing`) and return logits ``[N, C, H, W]``.
+:class:`fcn_edge.artifacts.modelinfo.Preprocessing`) and return logits ``[N, C, H, W]``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ model              backend             module (imported only when opened)
 ``triton://``      Triton (remote)     :mod:`fcn_edge.runtime.triton_backend`
 =================  ==================  ===========================================
 
-Every runner has ``info`` (:class:`~fcn_edge.modelinfo.ModelInfo`), ``io``
+Every runner has ``info`` (:class:`~fcn_edge.artifacts.modelinfo.ModelInfo`), ``io``
 (:class:`IOSpec`), ``infer(batch) -> InferenceResult``, ``submit(batch) ->
 PendingInference`` (``max_in_flight`` outstanding), ``warmup()``, ``describe()`` and
 ``close()``, and is a context manager.  New backends join through

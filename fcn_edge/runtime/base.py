@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
+from fcn_edge.artifacts.modelinfo import CONFIDENCE_UINT8_MAX, ModelInfo, label_dtype
 
 IO_KINDS = ("frames", "raw")
 LABELS, CONFIDENCE, LOGITS = "labels", "confidence", "logits"
@@ -144,7 +144,7 @@ class InferenceResult:
     """One batch's outputs at network resolution, plus how long it took.
 
     ``labels``: ``[N, H, W]`` uint8 class ids (int32 when the model has more than 255
-    classes: :func:`fcn_edge.modelinfo.label_dtype`).  ``confidence``: ``[N, H, W]``
+    classes: :func:`fcn_edge.artifacts.modelinfo.label_dtype`).  ``confidence``: ``[N, H, W]``
     float32 probability of the winning class (0-1) when the model outputs it, whatever
     the graph stores (uint8 x ``confidence_scale``, float16).
     ``logits``: ``[N, C, H, W]`` float32 when the model outputs them (raw models).

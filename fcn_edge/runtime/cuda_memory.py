@@ -1,4 +1,4 @@
-"""A small CUDA layer over cuda-python (``cuda.bindings.runtime``) or pycuda.
+"""A small CUDA layer over cuda-python (``cuda.bindings.runtime``), pycuda, or libcudart through ctypes.
 
 The TensorRT runner needs only this much CUDA: device allocations, page-locked host
 arrays, asynchronous host<->device copies on a stream, non-default streams that can
@@ -6,7 +6,10 @@ wait on events, and events for GPU-side timing.  Both Python bindings provide it
 cuda-python is preferred (NVIDIA's own TensorRT samples moved to it and it has
 aarch64 wheels, pycuda builds from source on a Jetson).  cuda-bindings 13 removed the
 old ``from cuda import cudart`` module, so the import tries ``cuda.bindings.runtime``
-first and falls back to ``cuda.cudart`` for cuda-python 11.x/12.x.
+first and falls back to ``cuda.cudart`` for cuda-python 11.x/12.x.  When neither binding
+imports, :mod:`fcn_edge.runtime.cuda_ctypes` calls the CUDA runtime library (``libcudart``,
+which JetPack, the CUDA toolkit and NVIDIA's pip wheels ship) through ctypes, so TensorRT
+engines run with nothing extra installed.
 
 Nothing here imports TensorRT, so it is tested on any machine with a GPU (see
 tests/runtime/test_cuda_memory.py, marked ``gpu``).
@@ -23,7 +26,7 @@ import numpy as np
 
 from fcn_edge.errors import FcnEdgeError, MissingDependencyError
 
-CUDA_CHOICES = ("auto", "cuda-python", "pycuda")
+CUDA_CHOICES = ("auto", "cuda-python", "pycuda", "ctypes")
 
 
 class CudaError(FcnEdgeError):
@@ -143,7 +146,8 @@ def import_cudart():
         return cudart
     except ImportError as exc:
         raise MissingDependencyError("the Python package 'cuda-python' is needed to run TensorRT engines but is not "
-                                     "installed: pip install cuda-python (or pip install pycuda)") from exc
+                                     "installed: pip install cuda-python (or pip install pycuda, or use --cuda "
+                                     "ctypes)") from exc
 
 
 def _native_handle(obj: Any) -> int:
@@ -415,21 +419,50 @@ class _PyCudaEvent(Event):
         self.raw = None
 
 
-def open_cuda(binding: str = "auto", device_id: int = 0) -> CudaMemory:
-    """The CUDA layer for ``binding``: ``auto`` (cuda-python, else pycuda), ``cuda-python`` or ``pycuda``."""
-    if binding not in CUDA_CHOICES:
-        raise FcnEdgeError(f"cuda binding must be one of {', '.join(CUDA_CHOICES)}, got {binding!r}")
-    if binding == "cuda-python":
-        return CudaPythonMemory(device_id)
-    if binding == "pycuda":
-        return PyCudaMemory(device_id)
+def _imports_cuda_python() -> bool:
     try:
         import_cudart()
     except MissingDependencyError:
-        try:
-            import pycuda.driver  # noqa: F401  # type: ignore[import-not-found]
-        except ImportError:
-            raise MissingDependencyError("running TensorRT engines needs cuda-python or pycuda, and neither is "
-                                         "installed: pip install cuda-python") from None
+        return False
+    return True
+
+
+def _imports_pycuda() -> bool:
+    try:
+        import pycuda.driver  # noqa: F401  # type: ignore[import-not-found]
+    except ImportError:  # not installed, or installed without a loadable libcuda
+        return False
+    return True
+
+
+def check_binding(binding: str) -> str:
+    """``binding`` if it is one of :data:`CUDA_CHOICES`, else one sentence listing them."""
+    if binding not in CUDA_CHOICES:
+        raise FcnEdgeError(f"cuda binding must be one of {', '.join(CUDA_CHOICES)}, got {binding!r}")
+    return binding
+
+
+def choose_binding(binding: str = "auto") -> str:
+    """The binding ``open_cuda`` uses: the one named, or for ``auto`` cuda-python, else pycuda, else ctypes.
+
+    ctypes (libcudart called directly, :mod:`fcn_edge.runtime.cuda_ctypes`) comes last: an
+    installed binding is a choice the user made and keeps the behaviour it had; ctypes needs
+    nothing installed beyond the CUDA runtime TensorRT itself loads, so a bare JetPack runs engines.
+    """
+    if check_binding(binding) != "auto":
+        return binding
+    if _imports_cuda_python():
+        return "cuda-python"
+    return "pycuda" if _imports_pycuda() else "ctypes"
+
+
+def open_cuda(binding: str = "auto", device_id: int = 0) -> CudaMemory:
+    """The CUDA layer for ``binding``: ``auto`` (see :func:`choose_binding`), ``cuda-python``, ``pycuda`` or ``ctypes``."""
+    name = choose_binding(binding)
+    if name == "cuda-python":
+        return CudaPythonMemory(device_id)
+    if name == "pycuda":
         return PyCudaMemory(device_id)
-    return CudaPythonMemory(device_id)
+    from fcn_edge.runtime.cuda_ctypes import CtypesCudaMemory
+
+    return CtypesCudaMemory(device_id)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.export.metadata import ExportFacts, check_onnx_file_external_data, parse_metadata_props
+from fcn_edge.artifacts.onnx_metadata import ExportFacts, check_onnx_file_external_data, parse_metadata_props
 from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.runtime.base import LABELS, LOGITS, IOSpec, InferenceResult, Runner, TensorSpec, build_result
 from fcn_edge.runtime.fallback import assume_model_info
 

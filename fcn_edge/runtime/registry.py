@@ -99,7 +99,7 @@ def open_runner(model_path: str | os.PathLike, *, backend: str | None = None, **
 
     Options are passed to the backend (see each backend's ``open_*`` function), e.g.
     ``providers=["cuda"]`` / ``intra_op_threads=2`` for ONNX Runtime, ``device="cuda"``
-    for PyTorch, ``cuda="pycuda"`` for TensorRT.
+    for PyTorch, ``cuda="pycuda"`` (or ``"ctypes"``, ``"cuda-python"``) for TensorRT.
     """
     entry = resolve_backend(model_path, backend)
     if not is_url(model_path):
@@ -118,7 +118,7 @@ def _register_builtin() -> None:
     register_backend("onnxruntime", "fcn_edge.runtime.onnxruntime_backend:open_onnxruntime",
                      suffixes=(".onnx",), description="ONNX Runtime (CPU; CUDA/TensorRT execution providers)")
     register_backend("tensorrt", "fcn_edge.runtime.tensorrt_backend:open_tensorrt",
-                     suffixes=(".engine", ".plan", ".trt"), description="TensorRT engine (cuda-python or pycuda)")
+                     suffixes=(".engine", ".plan", ".trt"), description="TensorRT engine (CUDA via cuda-python, pycuda or libcudart)")
     register_backend("torch", "fcn_edge.runtime.torch_backend:open_torch",
                      suffixes=(".pt", ".pth"), description="PyTorch checkpoint (for comparisons)")
     register_backend("triton", "fcn_edge.runtime.triton_backend:open_triton",

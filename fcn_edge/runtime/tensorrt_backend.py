@@ -17,10 +17,10 @@ normalised to uint8 labels on the host.
 
 Loading goes through the engine stage's own code: the sidecar (``<engine>.json``) is
 read and checked against this TensorRT and GPU by
-:func:`fcn_edge.engine.sidecar.prepare_engine_load` (one sentence naming every
+:func:`fcn_edge.artifacts.sidecar.prepare_engine_load` (one sentence naming every
 difference, before TensorRT sees the bytes), the GPU comes from
-:func:`fcn_edge.engine.gpu.probe_gpu`, and the ``trt.Runtime`` is prepared and the
-engine's I/O read by :mod:`fcn_edge.engine.trt_load`, exactly as build-engine did when
+:func:`fcn_edge.artifacts.gpu.probe_gpu`, and the ``trt.Runtime`` is prepared and the
+engine's I/O read by :mod:`fcn_edge.runtime.trt_load`, exactly as build-engine did when
 it verified the engine.  An engine with no sidecar (built by ``trtexec`` or another
 tool) still runs, unchecked and undescribed, with a warning saying so.
 
@@ -38,17 +38,17 @@ from typing import Any
 
 import numpy as np
 
-from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, probe_gpu
-from fcn_edge.engine.sidecar import (EngineLoadSettings, EngineSidecar, engine_load_settings, load_settings,
+from fcn_edge.artifacts.gpu import GpuInfo, GpuUnavailable, probe_gpu
+from fcn_edge.artifacts.sidecar import (EngineLoadSettings, EngineSidecar, engine_load_settings, load_settings,
                                      prepare_engine_load, read_sidecar, sidecar_path_for)
-from fcn_edge.engine.trt_load import prepare_runtime, read_engine_io
+from fcn_edge.runtime.trt_load import prepare_runtime, read_engine_io
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.export.metadata import ExportFacts
+from fcn_edge.artifacts.onnx_metadata import ExportFacts
 from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.runtime.base import LOGITS, InferenceResult, PendingInference, Runner, build_result
-from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, open_cuda
+from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, check_binding, open_cuda
 from fcn_edge.runtime.fallback import assume_model_info
 from fcn_edge.runtime.trt_buffers import BufferPlan, BufferRing, EngineTensor, check_input_shape, engine_io_spec
 
@@ -87,7 +87,9 @@ class TensorRTRunner(Runner):
 
     ``check_sidecar=False`` loads an engine whose sidecar disagrees with this machine
     (the sidecar is still read for the model description); ``lean_runtime`` is the path
-    of TensorRT's lean runtime library for engines built with ``--exclude-lean-runtime``.
+    of TensorRT's lean runtime library for engines built with ``--exclude-lean-runtime``;
+    ``cuda`` is the CUDA layer: ``auto`` (cuda-python, else pycuda, else libcudart through
+    ctypes), ``cuda-python``, ``pycuda`` or ``ctypes`` (see :mod:`fcn_edge.runtime.cuda_memory`).
     """
 
     backend = "tensorrt"
@@ -112,6 +114,7 @@ class TensorRTRunner(Runner):
 
     def _open(self, model_path: str | os.PathLike, cuda: str, device_id: int, buffer_sets: int, check_sidecar: bool,
               info: ModelInfo | None, profile: int, confidence: bool, lean_runtime: str | os.PathLike | None) -> None:
+        check_binding(cuda)  # a mistyped --cuda/cuda= is one sentence even where TensorRT is absent
         path = require_file(model_path, "TensorRT engine", ArtifactError)
         self.trt = require("tensorrt", purpose="to run TensorRT engines")
         self.model_path = str(path)

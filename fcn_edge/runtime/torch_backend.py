@@ -19,13 +19,11 @@ import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo, label_dtype
+from fcn_edge.artifacts.modelinfo import ModelInfo, label_dtype
 from fcn_edge.runtime.base import (CONFIDENCE, IOSpec, InferenceResult, LABELS, LOGITS, Runner, TensorSpec,
                                    build_result)
 
 torch = require("torch", purpose="to run .pt checkpoints")
-
-from fcn_edge.export.graph import DeployableFCN  # noqa: E402 - needs torch, checked just above
 
 
 class TorchRunner(Runner):
@@ -51,7 +49,10 @@ class TorchRunner(Runner):
         # fp16 runs the FCN under autocast, like a user's own mixed-precision inference;
         # pre/post-processing stay in float32 so labels are comparable with the exports.
         self.precision = precision
+        # The build half's model code, imported here only: the one place the device half
+        # reaches it (a .pt checkpoint is a torch model; tests/test_layers.py lists this).
         from fcn_edge.checkpoint import load_checkpoint
+        from fcn_edge.export.graph import DeployableFCN
 
         self.model_path = str(model_path)
         if device.startswith("cuda") and not torch.cuda.is_available():

@@ -16,7 +16,7 @@ with inference on a GPU server that several robots share.
 
 **What the model is.**  Class names, palette and preprocessing travel in the model's
 Triton configuration: ``fcn-edge serve`` and ``fcn-edge triton-repo`` put the
-:class:`~fcn_edge.modelinfo.ModelInfo` JSON in ``parameters["fcn_edge.model"]`` and the
+:class:`~fcn_edge.artifacts.modelinfo.ModelInfo` JSON in ``parameters["fcn_edge.model"]`` and the
 export facts in ``parameters["fcn_edge.export"]`` (read with ``GET
 /v2/models/NAME/config``).  The tensors (names, dtypes, dims, ``max_batch_size``) come
 from the same configuration, so any Triton segmentation model with one image input
@@ -59,7 +59,7 @@ import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.runtime.base import (LOGITS, IOSpec, InferenceResult, PendingInference, Runner,
                                    TensorSpec, build_result)
 

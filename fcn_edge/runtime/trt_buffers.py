@@ -18,7 +18,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from fcn_edge.engine.trt_load import HOST_DTYPES, TRT_DTYPES, EngineIO, trt_type_member
+from fcn_edge.artifacts.trt_tables import HOST_DTYPES, TRT_DTYPES, EngineIO, trt_type_member
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.runtime.base import CONFIDENCE, IOSpec, LABELS, LOGITS, TensorSpec
 
@@ -27,8 +27,8 @@ def numpy_dtype(dtype: object) -> np.dtype:
     """A TensorRT dtype -> its numpy dtype; one-line error for types numpy lacks.
 
     Takes ``trt.DataType.HALF``, its name (``"HALF"``, ``"DataType.HALF"``) or the dtype
-    name :func:`fcn_edge.engine.trt_load.read_engine_io` reports (``"float16"``): the
-    table is the engine builder's (:data:`fcn_edge.engine.trt_load.TRT_DTYPES`), so the
+    name :func:`fcn_edge.runtime.trt_load.read_engine_io` reports (``"float16"``): the
+    table is the engine builder's (:data:`fcn_edge.artifacts.trt_tables.TRT_DTYPES`), so the
     sidecar and the runtime never disagree on a type.
     """
     if isinstance(dtype, str) and dtype in TRT_DTYPES.values():
@@ -72,7 +72,7 @@ class EngineTensor:
 
     @classmethod
     def from_engine(cls, tensor: EngineIO) -> "EngineTensor":
-        """From what :func:`fcn_edge.engine.trt_load.read_engine_io` read (numpy dtype checked here)."""
+        """From what :func:`fcn_edge.runtime.trt_load.read_engine_io` read (numpy dtype checked here)."""
         return cls(tensor.name, tensor.is_input, numpy_dtype(tensor.dtype), tensor.shape, tensor.profile)
 
     @property

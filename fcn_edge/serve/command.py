@@ -28,6 +28,7 @@ import threading
 from typing import Any
 
 from fcn_edge import cliargs
+from fcn_edge.runtime.cuda_memory import CUDA_CHOICES
 
 log = logging.getLogger("fcn_edge.serve")
 
@@ -68,8 +69,8 @@ def register(subparsers: Any) -> None:
     g.add_argument("--threads", type=int,
                    help="ONNX Runtime intra-op threads per instance (default: the cores divided by --instances)")
     g.add_argument("--inter-op-threads", type=int, help="ONNX Runtime inter-op threads")
-    g.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default="auto",
-                   help="CUDA binding for TensorRT engines")
+    g.add_argument("--cuda", choices=CUDA_CHOICES, default="auto",
+                   help="CUDA for TensorRT engines (default auto: cuda-python, else pycuda, else libcudart through ctypes)")
     g.add_argument("--no-sidecar-check", action="store_true", help="skip the engine sidecar's TensorRT/GPU check")
     p.set_defaults(func=main)
 

@@ -111,7 +111,7 @@ def _check_name(name: str) -> str:
 
 # ------------------------------------------------------------------- ONNX
 def describe_onnx(path: Path, config: RepoConfig, name: str) -> tuple[ConfigSpec, list[str], list[str]]:
-    from fcn_edge.export.metadata import read_onnx_header, read_onnx_metadata
+    from fcn_edge.artifacts.onnx_metadata import read_onnx_header, read_onnx_metadata
 
     header = read_onnx_header(path)
     notes: list[str] = []
@@ -168,8 +168,8 @@ def _dtype(dtype: str | None, where: Path) -> str:
 
 # ----------------------------------------------------------------- engines
 def describe_engine(path: Path, config: RepoConfig, name: str) -> tuple[ConfigSpec, list[str], list[str]]:
-    from fcn_edge.engine.sidecar import read_sidecar
-    from fcn_edge.modelinfo import ModelInfo
+    from fcn_edge.artifacts.sidecar import read_sidecar
+    from fcn_edge.artifacts.modelinfo import ModelInfo
 
     sidecar = read_sidecar(path)
     notes: list[str] = []
@@ -222,9 +222,9 @@ def describe_engine(path: Path, config: RepoConfig, name: str) -> tuple[ConfigSp
 
 def _check_engine_for_server(sidecar, path: Path, config: RepoConfig) -> list[str]:
     """The engine against the target server's TensorRT/GPU when given; raises on a mismatch."""
-    from fcn_edge.engine.gpu import GpuInfo, parse_compute_capability
-    from fcn_edge.engine.sidecar import RuntimeEnvironment, check_sidecar
-    from fcn_edge.engine.versions import parse_trt_version
+    from fcn_edge.artifacts.gpu import GpuInfo, parse_compute_capability
+    from fcn_edge.artifacts.sidecar import RuntimeEnvironment, check_sidecar
+    from fcn_edge.artifacts.trt_versions import parse_trt_version
 
     data = path.read_bytes()
     if config.server_trt is None:
@@ -308,7 +308,7 @@ def _write_model(path: Path, name: str, engine: bool, spec: ConfigSpec, requirem
             raise ModelConfigError("; ".join(problems))
         atomic_write_text(staging / "config.pbtxt", text)
         if engine:
-            from fcn_edge.engine.sidecar import copy_engine_pair
+            from fcn_edge.artifacts.sidecar import copy_engine_pair
 
             copy_engine_pair(path, version_dir / "model.plan")
         else:
@@ -341,7 +341,7 @@ def _write_model(path: Path, name: str, engine: bool, spec: ConfigSpec, requirem
 
 def _copy_external_data(path: Path, version_dir: Path) -> None:
     """Weights kept beside the ONNX (external data) travel with it; their locations were checked to stay inside."""
-    from fcn_edge.export.metadata import check_external_data, read_onnx_header
+    from fcn_edge.artifacts.onnx_metadata import check_external_data, read_onnx_header
 
     header = read_onnx_header(path)
     check_external_data(path, header, require_present=True)

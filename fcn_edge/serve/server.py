@@ -42,7 +42,7 @@ import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.lazy import require
-from fcn_edge.modelinfo import CONFIDENCE_UINT8_MAX, label_dtype
+from fcn_edge.artifacts.modelinfo import CONFIDENCE_UINT8_MAX, label_dtype
 from fcn_edge.runtime.base import CONFIDENCE, LABELS, LOGITS, InferenceResult, Runner
 from fcn_edge.serve.environment import (ServeError, StubEnvironment, apply_stub_environment, check_port_free,
                                         diagnose_server_failure, prepare_stub_environment, restore_ld_library_path)
@@ -134,11 +134,11 @@ def export_facts_of(model_path: str) -> dict[str, Any] | None:
     path = Path(model_path)
     try:
         if path.suffix.lower() == ".onnx":
-            from fcn_edge.export.metadata import read_onnx_metadata
+            from fcn_edge.artifacts.onnx_metadata import read_onnx_metadata
 
             return read_onnx_metadata(path)[1].to_dict()
         if path.suffix.lower() in (".engine", ".plan", ".trt"):
-            from fcn_edge.engine.sidecar import read_sidecar
+            from fcn_edge.artifacts.sidecar import read_sidecar
 
             return dict(read_sidecar(path).data.get("export") or {}) or None
     except (ArtifactError, OSError, KeyError, ValueError) as exc:

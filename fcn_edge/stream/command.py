@@ -34,6 +34,8 @@ import signal
 import sys
 from typing import Any
 
+from fcn_edge.runtime.cuda_memory import CUDA_CHOICES
+
 log = logging.getLogger("fcn_edge.run")
 
 
@@ -73,8 +75,8 @@ def register(subparsers: Any) -> None:
     g.add_argument("--provider", help="ONNX Runtime execution providers, e.g. cuda or tensorrt,cuda (default cpu)")
     g.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads / PyTorch threads")
     g.add_argument("--inter-op-threads", type=int, help="ONNX Runtime inter-op threads")
-    g.add_argument("--cuda", choices=("auto", "cuda-python", "pycuda"), default="auto",
-                   help="CUDA binding for TensorRT engines (default: cuda-python if installed, else pycuda)")
+    g.add_argument("--cuda", choices=CUDA_CHOICES, default="auto",
+                   help="CUDA for TensorRT engines (default auto: cuda-python if installed, else pycuda, else libcudart through ctypes)")
     g.add_argument("--no-sidecar-check", action="store_true", help="skip the engine sidecar's TensorRT/GPU check")
     g.add_argument("--lean-runtime", metavar="LIB", help="TensorRT lean runtime library (libnvinfer_lean.so.N) for "
                    "engines built with --exclude-lean-runtime")
@@ -137,7 +139,7 @@ def backend_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         options.update(device=device, threads=args.threads)
     elif backend == "tensorrt":
         options.update(cuda=args.cuda, device_id=gpu_index, check_sidecar=not args.no_sidecar_check,
-                       lean_runtime=args.lean_runtime)
+                       lean_runtime=getattr(args, "lean_runtime", None))  # serve has no --lean-runtime
     return options
 
 
@@ -185,7 +187,7 @@ def source_sinks(texts: list[str], specs: list, *, fps: float | None = None, cod
 def main(args: argparse.Namespace) -> int:
     from fcn_edge.errors import FcnEdgeError, SourceError
     from fcn_edge.fileio import atomic_write_text, check_writable_destination
-    from fcn_edge.modelinfo import parse_size
+    from fcn_edge.artifacts.modelinfo import parse_size
     from fcn_edge.runtime import open_runner, resolve_backend
     from fcn_edge.stream import ReconnectPolicy, RunConfig, SourceOptions, StreamRunner, ViewOptions, parse_source
 

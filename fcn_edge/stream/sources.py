@@ -473,9 +473,9 @@ class ImageSequenceSource(Source):
         self._position = 0
 
     def read(self) -> Frame | None:
-        # The data layer's reader: the same rules as train/eval/calibrate (grayscale, 16-bit and
-        # alpha converted with a note; empty, corrupt and truncated files refused with the reason).
-        from fcn_edge.data.imageio import load_image
+        # The robust image reader datasets use too: the same rules as train/eval/calibrate (grayscale,
+        # 16-bit and alpha converted with a note; empty, corrupt and truncated files refused with the reason).
+        from fcn_edge.imaging import load_image
         from fcn_edge.errors import DataError
 
         attempts = 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from fcn_edge.errors import FcnEdgeError
 from fcn_edge.lazy import opencv
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 
 VIEW_MODES = ("overlay", "mask", "side-by-side", "frame")
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import ARCHITECTURES, GEOMETRIES
+from fcn_edge.artifacts.modelinfo import ARCHITECTURES, GEOMETRIES
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("fixed", "poly", "cosine")

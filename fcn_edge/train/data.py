@@ -27,7 +27,7 @@ from torch.utils.data.distributed import DistributedSampler
 from fcn_edge.data import TrainTransform, mean_fill_colour, open_dataset
 from fcn_edge.data.base import SegmentationDataset
 from fcn_edge.data.torch_adapter import TorchSegmentationDataset, collate_segmentation
-from fcn_edge.modelinfo import Preprocessing
+from fcn_edge.artifacts.modelinfo import Preprocessing
 
 
 class ResumableSampler(DistributedSampler):

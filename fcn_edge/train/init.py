@@ -28,7 +28,7 @@ from torch import nn
 
 from fcn_edge.checkpoint import load_checkpoint
 from fcn_edge.errors import ArtifactError
-from fcn_edge.modelinfo import ModelInfo, Preprocessing, voc_palette
+from fcn_edge.artifacts.modelinfo import ModelInfo, Preprocessing, voc_palette
 from fcn_edge.models import build_model, init_from_vgg16, transfer_from
 from fcn_edge.train.config import ResolvedConfig
 

@@ -40,7 +40,7 @@ from fcn_edge.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fcn_edge.data.torch_adapter import TorchSegmentationDataset
 from fcn_edge.errors import ArtifactError, DataError, FcnEdgeError
 from fcn_edge.fileio import atomic_write_text, check_writable_destination
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.progress import progress
 from fcn_edge.train import distributed
 from fcn_edge.train.config import ConfigError, ResolvedConfig, TrainConfig, finish_resolution, resolve_config

@@ -23,7 +23,7 @@ from fcn_edge.data.base import SegmentationDataset
 from fcn_edge.eval.loop import run_evaluation
 from fcn_edge.eval.predict import Predictor
 from fcn_edge.metrics import ConfusionMatrix
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.train.distributed import DistContext
 
 

@@ -17,7 +17,7 @@ from fcn_edge.bench import BenchConfig, ModelSpec, run_bench
 from fcn_edge.bench.core import BenchRow, ModelResult
 from fcn_edge.bench.report import BenchReport
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.runtime import (IOSpec, InferenceResult, PendingInference, Runner, TensorSpec, register_backend,
                               unregister_backend)
 

@@ -44,7 +44,7 @@ def train_tiny_fcn8s(path: str | Path, *, iterations: int = 300, batch: int = 8,
     from fcn_edge.checkpoint import save_model
     from fcn_edge.data.synth import class_names, class_palette
     from fcn_edge.data.transforms import to_network_input
-    from fcn_edge.modelinfo import ModelInfo, Preprocessing
+    from fcn_edge.artifacts.modelinfo import ModelInfo, Preprocessing
     from fcn_edge.models import build_model
 
     info = ModelInfo(arch="fcn8s", num_classes=CLASSES, geometry="aligned", width=WIDTH,

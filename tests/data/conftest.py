@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fcn_edge.modelinfo import voc_palette
+from fcn_edge.artifacts.modelinfo import voc_palette
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -19,7 +19,7 @@ from fcn_edge.data import (
 )
 from fcn_edge.data.imageio import NOTE_GRAYSCALE
 from fcn_edge.errors import DataError
-from fcn_edge.modelinfo import VOC_CLASSES
+from fcn_edge.artifacts.modelinfo import VOC_CLASSES
 from tests.data.conftest import random_mask, write_jpeg, write_png
 
 
@@ -259,7 +259,7 @@ def test_torch_dataloader_with_transform_and_skips(folder_root):
     torch = pytest.importorskip("torch")
     from fcn_edge.data import TrainTransform
     from fcn_edge.data.torch_adapter import TorchSegmentationDataset, collate_segmentation
-    from fcn_edge.modelinfo import Preprocessing
+    from fcn_edge.artifacts.modelinfo import Preprocessing
 
     _spoil(folder_root, "corrupt")
     dataset = open_dataset(folder_root, "train", on_error="skip")

@@ -21,7 +21,7 @@ from fcn_edge.data.imageio import (
     write_mask,
 )
 from fcn_edge.errors import DataError
-from fcn_edge.modelinfo import voc_palette
+from fcn_edge.artifacts.modelinfo import voc_palette
 from tests.data.conftest import handmade_palette_png, random_mask, write_png
 
 

@@ -17,7 +17,7 @@ from fcn_edge.data.transforms import (
     resize_labels,
     to_network_input,
 )
-from fcn_edge.modelinfo import Preprocessing
+from fcn_edge.artifacts.modelinfo import Preprocessing
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 
 NUM_CLASSES = 5
 

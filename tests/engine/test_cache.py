@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fcn_edge.engine.cache import EngineCache, cache_key, cache_key_fields
-from fcn_edge.engine.gpu import GpuInfo
+from fcn_edge.artifacts.gpu import GpuInfo
 from fcn_edge.engine.options import BuildOptions
 from fcn_edge.engine.plan import resolve_build_plan
-from fcn_edge.engine.sidecar import make_sidecar, sidecar_path_for, write_engine_and_sidecar
-from fcn_edge.engine.versions import parse_trt_version
+from fcn_edge.artifacts.sidecar import make_sidecar, sidecar_path_for, write_engine_and_sidecar
+from fcn_edge.artifacts.trt_versions import parse_trt_version
 from tests.engine.conftest import make_facts
 
 ORIN = GpuInfo("Orin", (8, 7), integrated=True)

@@ -9,7 +9,7 @@ import pytest
 from fcn_edge.engine.build import default_engine_path, read_calibration_cache_header
 from fcn_edge.engine.build_progress import MonitorBars, PhaseTicker
 from fcn_edge.engine.environment import detect_build_environment
-from fcn_edge.engine.gpu import GpuInfo, GpuUnavailable, parse_compute_capability, probe_gpu
+from fcn_edge.artifacts.gpu import GpuInfo, GpuUnavailable, parse_compute_capability, probe_gpu
 from fcn_edge.engine.onnx_info import facts_from_model, read_onnx_facts
 from fcn_edge.errors import ArtifactError, MissingDependencyError
 from tests.engine.trt_double import make_recording_tensorrt

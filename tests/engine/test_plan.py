@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from fcn_edge.engine.gpu import GpuInfo
+from fcn_edge.artifacts.gpu import GpuInfo
 from fcn_edge.engine.onnx_info import TensorFacts
 from fcn_edge.engine.options import BuildOptions
 from fcn_edge.engine.plan import BuildRefused, resolve_build_plan
-from fcn_edge.engine.versions import features_for, parse_trt_version
+from fcn_edge.artifacts.trt_versions import features_for, parse_trt_version
 from fcn_edge.errors import FcnEdgeError
 from tests.engine.conftest import make_facts
 

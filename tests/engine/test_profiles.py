@@ -8,7 +8,8 @@ import pytest
 
 from fcn_edge.engine.onnx_info import TensorFacts
 from fcn_edge.engine.plan import BuildRefused, resolve_build_plan
-from fcn_edge.engine.profiles import ProfileError, available_profiles, load_profile, merge_options
+from fcn_edge.engine.profiles import (ProfileError, available_profiles, load_profile, merge_options,
+                                      shipped_profile_dir)
 from tests.engine.conftest import make_facts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,7 +17,7 @@ SHIPPED = ("desktop-fp16", "desktop-int8", "orin-int8", "orin-nano-fp16", "xavie
 
 
 def test_shipped_profiles_load_validate_and_are_explained():
-    dirs = [REPO / "export" / "profiles"]
+    dirs = [shipped_profile_dir()]
     assert set(SHIPPED) <= set(available_profiles(dirs))
     for name in SHIPPED:
         profile = load_profile(name, dirs)
@@ -28,7 +29,7 @@ def test_shipped_profiles_load_validate_and_are_explained():
 
 
 def test_shipped_profiles_resolve_for_their_targets():
-    dirs = [REPO / "export" / "profiles"]
+    dirs = [shipped_profile_dir()]
     fp32 = make_facts()
     qdq = make_facts(has_qdq=True)
     padded = make_facts(padded_deconvs=("upscore8",))
@@ -87,9 +88,23 @@ def test_bad_profiles_fail_precisely(tmp_path, text, needle):
     assert str(path) in str(info.value)
 
 
+def test_shipped_profiles_are_package_data_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    """--profile NAME works outside the repository; relative paths land in ./export, not in the package."""
+    assert shipped_profile_dir() == REPO / "fcn_edge" / "export" / "profiles"
+    monkeypatch.chdir(tmp_path)
+    profile = load_profile("orin-int8")
+    assert profile.path.parent == shipped_profile_dir()
+    assert Path(profile.values["timing_cache"]) == (tmp_path / "export" / "orin.timing-cache").resolve()
+    own = tmp_path / "export" / "profiles"
+    own.mkdir(parents=True)
+    (own / "orin-int8.toml").write_text('description = "mine"\nprecision = "fp16"\ntiming_cache = "x.cache"\n')
+    mine = load_profile("orin-int8")  # a project's own profile of the same name wins
+    assert mine.description == "mine" and Path(mine.values["timing_cache"]) == (own / "x.cache").resolve()
+
+
 def test_unknown_profile_name_lists_the_available_ones():
     with pytest.raises(ProfileError, match="did you mean 'orin-int8'.*available: desktop-fp16"):
-        load_profile("orin-int9", [REPO / "export" / "profiles"])
+        load_profile("orin-int9", [shipped_profile_dir()])
     with pytest.raises(ProfileError, match="does not exist"):
         load_profile("nowhere/x.toml")
 

@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from fcn_edge.engine.gpu import GpuInfo
-from fcn_edge.engine.sidecar import (RuntimeEnvironment, check_sidecar, load_settings, make_sidecar, prepare_engine_load,
+from fcn_edge.artifacts.gpu import GpuInfo
+from fcn_edge.artifacts.sidecar import (RuntimeEnvironment, check_sidecar, load_settings, make_sidecar, prepare_engine_load,
                                      read_sidecar, sidecar_path_for, write_engine_and_sidecar)
-from fcn_edge.engine.versions import parse_trt_version
+from fcn_edge.artifacts.trt_versions import parse_trt_version
 from fcn_edge.errors import ArtifactError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 
 ORIN = GpuInfo("Orin", (8, 7), integrated=True)
 RTX3080 = GpuInfo("NVIDIA GeForce RTX 3080", (8, 6))

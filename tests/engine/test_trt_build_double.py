@@ -16,13 +16,13 @@ import pytest
 from fcn_edge.engine.build import BuildRequest, run_build
 from fcn_edge.engine.build_progress import MonitorBars
 from fcn_edge.engine.environment import BuildEnvironment
-from fcn_edge.engine.gpu import GpuInfo
+from fcn_edge.artifacts.gpu import GpuInfo
 from fcn_edge.engine.onnx_info import read_onnx_facts
 from fcn_edge.engine.options import BuildOptions
 from fcn_edge.engine.plan import resolve_build_plan
-from fcn_edge.engine.sidecar import read_sidecar
+from fcn_edge.artifacts.sidecar import read_sidecar
 from fcn_edge.engine.trt_build import build_engine
-from fcn_edge.engine.versions import parse_trt_version
+from fcn_edge.artifacts.trt_versions import parse_trt_version
 from tests.engine.conftest import make_facts
 from tests.engine.trt_double import FAKE_ENGINE_PREFIX, make_recording_tensorrt
 

@@ -22,7 +22,7 @@ def test_build_load_run_matches_onnxruntime(tiny_fcn8s_aligned, tmp_path, precis
 
     from fcn_edge.engine.build import BuildRequest, run_build
     from fcn_edge.engine.options import BuildOptions
-    from fcn_edge.engine.sidecar import read_sidecar
+    from fcn_edge.artifacts.sidecar import read_sidecar
     from fcn_edge.runtime import open_runner
 
     out = tmp_path / f"tiny.{precision}.engine"

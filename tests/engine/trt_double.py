@@ -15,7 +15,7 @@ import enum
 import types
 from typing import Any
 
-from fcn_edge.engine.versions import parse_trt_version
+from fcn_edge.artifacts.trt_versions import parse_trt_version
 
 FAKE_ENGINE_PREFIX = b"TEST-DOUBLE-ENGINE (not a TensorRT engine) "
 

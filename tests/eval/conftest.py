@@ -22,7 +22,7 @@ def save_tiny(path, *, geometry="aligned", classes=TINY_CLASSES, input_size=(64,
     import torch
 
     from fcn_edge.checkpoint import save_model
-    from fcn_edge.modelinfo import ModelInfo, Preprocessing
+    from fcn_edge.artifacts.modelinfo import ModelInfo, Preprocessing
     from fcn_edge.models import build_model
 
     torch.manual_seed(seed)

@@ -11,7 +11,8 @@ import torch
 from fcn_edge.checkpoint import load_checkpoint
 from fcn_edge.export import ExportConfig, ExportConfigError, export_onnx, read_onnx_metadata
 from fcn_edge.export.graph import preprocess_frames
-from fcn_edge.export.verify import VerificationError, synthetic_frames
+from fcn_edge.export.verify import VerificationError
+from fcn_edge.runtime.synthetic import synthetic_frames
 
 RUNTIME_SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "Range", "NonZero", "Mod", "Concat", "Reshape"}
 

@@ -8,7 +8,7 @@ import torch
 from fcn_edge.export.graph import (
     AlignedAnySize, DeployableFCN, FramesToInput, SegmentationOutputs, preprocess_frames,
 )
-from fcn_edge.modelinfo import Preprocessing, label_dtype
+from fcn_edge.artifacts.modelinfo import Preprocessing, label_dtype
 from fcn_edge.models import build_model
 
 from ..conftest import TINY_WIDTH

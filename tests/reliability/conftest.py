@@ -58,7 +58,7 @@ def sample_image(tmp_path_factory):
 
 def orin_gpu():
     """The GPU the test engine's sidecar names (Jetson Orin, sm 8.7)."""
-    from fcn_edge.engine.gpu import GpuInfo
+    from fcn_edge.artifacts.gpu import GpuInfo
 
     return GpuInfo("Orin", (8, 7), integrated=True)
 
@@ -69,7 +69,7 @@ def tiny_engine_pair(tmp_path_factory, tiny_info):
 
     Nothing here deserialises it; the checks under test run before TensorRT sees the bytes.
     """
-    from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
+    from fcn_edge.artifacts.sidecar import make_sidecar, write_engine_and_sidecar
 
     engine = tmp_path_factory.mktemp("rel-engine") / "tiny.fp16.engine"
     data = b"TENSORRT-PLAN-TEST-DOUBLE" * 40

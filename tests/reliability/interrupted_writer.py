@@ -70,7 +70,7 @@ def _patch_torch_save(marker: str) -> None:
 
 def _engine(out: str, where: str, marker: str) -> int:
     from fcn_edge import fileio
-    from fcn_edge.engine.sidecar import read_sidecar, write_engine_and_sidecar
+    from fcn_edge.artifacts.sidecar import read_sidecar, write_engine_and_sidecar
 
     sidecar = dict(read_sidecar(out).data)  # the previous pair's sidecar, re-stamped for the new bytes
     new_engine = b"NEW ENGINE BYTES " * 500

@@ -95,8 +95,8 @@ def test_engine_from_another_tensorrt_is_refused_before_loading(run_cli, tiny_en
 
 def test_engine_sidecar_mismatch_at_check_level(tiny_engine_pair):
     """Another TensorRT and another GPU, each named: the sidecar check (no TensorRT needed)."""
-    from fcn_edge.engine.gpu import GpuInfo
-    from fcn_edge.engine.sidecar import prepare_engine_load
+    from fcn_edge.artifacts.gpu import GpuInfo
+    from fcn_edge.artifacts.sidecar import prepare_engine_load
     from fcn_edge.errors import ArtifactError
 
     with pytest.raises(ArtifactError) as info:
@@ -115,7 +115,7 @@ def not_fcn_onnx(tmp_path_factory, tiny_onnx):
     import onnx
     from onnx import TensorProto, helper
 
-    from fcn_edge.export.metadata import EXPORT_KEY, MODEL_KEY, read_onnx_header
+    from fcn_edge.artifacts.onnx_metadata import EXPORT_KEY, MODEL_KEY, read_onnx_header
 
     folder = tmp_path_factory.mktemp("rel-not-fcn")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])

@@ -122,9 +122,9 @@ def _valid_sidecar() -> dict:
 @FUZZ
 @given(data=st.data())
 def test_sidecar_parser_and_check(data):
-    from fcn_edge.engine.gpu import GpuInfo
-    from fcn_edge.engine.sidecar import RuntimeEnvironment, check_sidecar, load_settings, parse_sidecar
-    from fcn_edge.engine.versions import parse_trt_version
+    from fcn_edge.artifacts.gpu import GpuInfo
+    from fcn_edge.artifacts.sidecar import RuntimeEnvironment, check_sidecar, load_settings, parse_sidecar
+    from fcn_edge.artifacts.trt_versions import parse_trt_version
 
     sidecar = _mutate(copy.deepcopy(_valid_sidecar()), data.draw)
     try:
@@ -141,7 +141,7 @@ def test_sidecar_parser_and_check(data):
 @SOME
 @given(data=st.binary(max_size=400))
 def test_sidecar_reader_on_bytes(tmp_path_factory, data):
-    from fcn_edge.engine.sidecar import read_sidecar
+    from fcn_edge.artifacts.sidecar import read_sidecar
 
     _read_or_clean_error(tmp_path_factory, "m.engine.json", data, read_sidecar)
 

@@ -116,7 +116,7 @@ def test_kill_during_checkpoint_save_in_training(tiny_data, tmp_path):
 
 def test_kill_while_writing_an_engine_pair(tiny_engine_pair, tmp_path):
     """Killed with the new engine's temporary written and the sidecar's half written: the old pair stands."""
-    from fcn_edge.engine.sidecar import prepare_engine_load, sidecar_path_for
+    from fcn_edge.artifacts.sidecar import prepare_engine_load, sidecar_path_for
 
     engine = tmp_path / tiny_engine_pair.name
     engine.write_bytes(tiny_engine_pair.read_bytes())
@@ -131,7 +131,7 @@ def test_kill_while_writing_an_engine_pair(tiny_engine_pair, tmp_path):
 
 def test_kill_between_the_engine_and_sidecar_renames_is_detected(tiny_engine_pair, tmp_path):
     """The one crash window of the pair writer: new engine, old sidecar.  Loading says so instead of trusting it."""
-    from fcn_edge.engine.sidecar import prepare_engine_load, sidecar_path_for
+    from fcn_edge.artifacts.sidecar import prepare_engine_load, sidecar_path_for
     from fcn_edge.errors import ArtifactError
     engine = tmp_path / tiny_engine_pair.name
     engine.write_bytes(tiny_engine_pair.read_bytes())

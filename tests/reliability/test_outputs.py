@@ -125,7 +125,7 @@ def test_simulated_enospc_in_each_writer(tmp_path, monkeypatch, writer):
         elif writer == "engine_pair":
             from tests.engine.test_sidecar import ENGINE, sidecar_dict
 
-            from fcn_edge.engine.sidecar import write_engine_and_sidecar
+            from fcn_edge.artifacts.sidecar import write_engine_and_sidecar
             write_engine_and_sidecar(target, ENGINE, sidecar_dict())
         elif writer == "calibration_cache":
             from fcn_edge.calib.trt_cache import write_cache

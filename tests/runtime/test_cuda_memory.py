@@ -1,4 +1,7 @@
-"""The CUDA layer under the TensorRT runner.  GPU tests need cuda-python or pycuda, not TensorRT.
+"""The CUDA layer under the TensorRT runner.  GPU tests need cuda-python, pycuda or libcudart, not TensorRT.
+
+Every ``gpu`` test runs for each binding (the ctypes one calls libcudart directly, see
+test_cuda_ctypes.py for what is checked without a GPU).
 
 Run on a GPU machine with:  python -m pytest -q tests/runtime/test_cuda_memory.py
 """
@@ -12,7 +15,10 @@ import numpy as np
 import pytest
 
 from fcn_edge.errors import FcnEdgeError, MissingDependencyError
+from fcn_edge.runtime.cuda_ctypes import load_cudart
 from fcn_edge.runtime.cuda_memory import import_cudart, open_cuda
+
+BINDINGS = ["cuda-python", "pycuda", "ctypes"]
 
 
 def _has_cuda_python() -> bool:
@@ -27,6 +33,14 @@ def _has_pycuda() -> bool:
     return importlib.util.find_spec("pycuda") is not None
 
 
+def _has_libcudart() -> bool:
+    try:
+        load_cudart()
+        return True
+    except MissingDependencyError:
+        return False
+
+
 def test_unknown_binding_is_rejected():
     with pytest.raises(FcnEdgeError, match="cuda binding"):
         open_cuda("cupy")
@@ -37,9 +51,6 @@ def test_missing_bindings_say_what_to_install():
         pytest.skip("cuda-python is installed here")
     with pytest.raises(MissingDependencyError, match="pip install cuda-python"):
         open_cuda("cuda-python")
-    if not _has_pycuda():
-        with pytest.raises(MissingDependencyError, match="cuda-python or pycuda"):
-            open_cuda("auto")
 
 
 def _binding(name: str):
@@ -47,11 +58,13 @@ def _binding(name: str):
         pytest.skip("cuda-python is not installed")
     if name == "pycuda" and not _has_pycuda():
         pytest.skip("pycuda is not installed")
+    if name == "ctypes" and not _has_libcudart():
+        pytest.skip("no libcudart found (CUDA toolkit, JetPack or nvidia-cuda-runtime wheel)")
     return open_cuda(name)
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["cuda-python", "pycuda"])
+@pytest.mark.parametrize("name", BINDINGS)
 def test_async_round_trip_across_two_streams_with_events(name):
     cuda = _binding(name)
     try:
@@ -123,8 +136,8 @@ def test_async_round_trip_across_two_streams_with_events(name):
 
 
 @pytest.mark.gpu
-def test_out_of_range_device_is_a_clear_error():
-    if not (_has_cuda_python() or _has_pycuda()):
-        pytest.skip("neither cuda-python nor pycuda is installed")
+@pytest.mark.parametrize("name", BINDINGS)
+def test_out_of_range_device_is_a_clear_error(name):
+    _binding(name).close()  # skips when the binding is absent
     with pytest.raises(FcnEdgeError, match="device 999"):
-        open_cuda("auto", device_id=999)
+        open_cuda(name, device_id=999)

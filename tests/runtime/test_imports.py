@@ -9,6 +9,7 @@ import textwrap
 from tests.conftest import cli_env
 
 HEAVY = ("torch", "tensorrt", "pycuda", "cuda")
+BUILD_HALF = ("models", "data", "train", "eval", "export", "calib", "engine", "demo", "checkpoint")
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -17,23 +18,27 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_importing_runtime_stream_api_and_cli_pulls_in_nothing_heavy():
-    """Including what the backends load from the engine and export stages (sidecar, GPU probe, metadata)."""
+    """Including the artifact layer the backends read (sidecar, GPU probe, metadata, TensorRT tables)."""
     completed = _run(f"""
         import sys
         import fcn_edge, fcn_edge.runtime, fcn_edge.stream, fcn_edge.stream.command, fcn_edge.api
         from fcn_edge import Segmenter
-        from fcn_edge.runtime import trt_buffers, cuda_memory, fallback, resize, preprocess
+        import fcn_edge.artifacts
+        from fcn_edge.artifacts import modelinfo, onnx_metadata, protowire, sidecar, gpu, trt_versions, trt_tables
+        from fcn_edge.runtime import trt_buffers, cuda_memory, fallback, resize, preprocess, synthetic, trt_load
         from fcn_edge.runtime import onnxruntime_backend, tensorrt_backend
-        from fcn_edge.engine import sidecar, gpu, trt_load
-        from fcn_edge.export import parse_metadata_props, read_onnx_metadata
         from fcn_edge.runtime import triton_backend
+        import fcn_edge.imaging, fcn_edge.info, fcn_edge.doctor, fcn_edge.bench, fcn_edge.bench.core
         import fcn_edge.stream.multi, fcn_edge.serve
+        build = sorted({{m for m in sys.modules if m.startswith("fcn_edge.") and m.split(".")[1] in {BUILD_HALF!r}}})
+        print("BUILD", build)
         from fcn_edge.cli import build_parser
         build_parser()
         loaded = [m for m in {HEAVY!r} + ("onnxruntime", "onnx", "cv2", "tritonclient", "pytriton") if m in sys.modules]
         print("LOADED", loaded)
     """)
     assert completed.returncode == 0, completed.stderr
+    assert "BUILD []" in completed.stdout, completed.stdout
     assert "LOADED []" in completed.stdout, completed.stdout
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.runtime import (InferenceResult, IOSpec, Runner, TensorSpec, backends, open_runner, register_backend,
                               resolve_backend, unregister_backend)
 

@@ -91,8 +91,8 @@ def test_two_batches_in_flight_on_a_dynamic_engine(tiny_engines, tiny_info):
 
 @pytest.mark.tensorrt
 def test_sidecar_mismatch_is_reported_before_deserialising(tiny_engines, tmp_path):
-    from fcn_edge.engine.gpu import probe_gpu
-    from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
+    from fcn_edge.artifacts.gpu import probe_gpu
+    from fcn_edge.artifacts.sidecar import make_sidecar, write_engine_and_sidecar
     from fcn_edge.errors import ArtifactError
     from fcn_edge.runtime import open_runner
 

@@ -21,8 +21,8 @@ import types
 import numpy as np
 import pytest
 
-from fcn_edge.engine.gpu import GpuInfo
-from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
+from fcn_edge.artifacts.gpu import GpuInfo
+from fcn_edge.artifacts.sidecar import make_sidecar, write_engine_and_sidecar
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.runtime import tensorrt_backend
 from fcn_edge.runtime.cuda_memory import CudaMemory, DeviceBuffer, Event, Stream

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from fcn_edge.engine.gpu import GpuInfo
-from fcn_edge.engine.sidecar import make_sidecar, write_engine_and_sidecar
+from fcn_edge.artifacts.gpu import GpuInfo
+from fcn_edge.artifacts.sidecar import make_sidecar, write_engine_and_sidecar
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from tests.conftest import assert_one_line_error
 
 pb = pytest.importorskip("tritonclient.grpc.model_config_pb2",

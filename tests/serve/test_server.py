@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fcn_edge.api import Segmenter
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.runtime import open_runner
 from fcn_edge.runtime.triton_backend import parse_statistics
 from fcn_edge.serve.server import process_alive

@@ -71,13 +71,13 @@ def test_triton_repo_checks_the_engine_against_this_machine(fp32_engine, tmp_pat
     pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] is not installed")
     import tensorrt as trt
 
-    from fcn_edge.engine.gpu import probe_gpu
+    from fcn_edge.artifacts.gpu import probe_gpu
     from fcn_edge.serve.repo import RepoConfig, write_repository
 
     gpu = probe_gpu()
     written = write_repository([fp32_engine], RepoConfig(output=tmp_path / "models", server_trt=trt.__version__,
                                                          server_gpu_sm=gpu.sm))
-    from fcn_edge.engine.sidecar import read_sidecar
+    from fcn_edge.artifacts.sidecar import read_sidecar
 
     largest = read_sidecar(fp32_engine).inputs[0]["profile"]["max"][0]
     assert written[0].platform == "tensorrt_plan" and written[0].spec.batch.max_batch_size == largest

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.modelinfo import ModelInfo
+from fcn_edge.artifacts.modelinfo import ModelInfo
 from fcn_edge.stream.visualize import ViewOptions, Visualizer, palette_lut
 
 

@@ -7,7 +7,7 @@ import torch
 
 from fcn_edge.checkpoint import load_checkpoint, save_model
 from fcn_edge.errors import ArtifactError
-from fcn_edge.modelinfo import ModelInfo, Preprocessing
+from fcn_edge.artifacts.modelinfo import ModelInfo, Preprocessing
 from fcn_edge.models import build_model
 from fcn_edge.models.vgg import vgg16_key_map
 from fcn_edge.train import train

@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from fcn_edge import __version__
-from fcn_edge.engine.gpu import GpuInfo, parse_compute_capability
-from fcn_edge.engine.versions import TrtVersion, parse_trt_version
+from fcn_edge.artifacts.gpu import GpuInfo, parse_compute_capability
+from fcn_edge.artifacts.trt_versions import TrtVersion, parse_trt_version
 from fcn_edge.errors import ArtifactError, FcnEdgeError
 from fcn_edge.fileio import atomic_path, check_writable_destination, require_file
 
@@ -398,7 +398,7 @@ def prepare_engine_load(engine_path: "str | Path", trt_version: "TrtVersion | st
     """Everything a TensorRT runtime backend does before deserializing an engine.
 
     Reads the engine and its sidecar, checks them against the running TensorRT
-    (``trt.__version__``) and GPU (:func:`fcn_edge.engine.gpu.probe_gpu`), raises
+    (``trt.__version__``) and GPU (:func:`fcn_edge.artifacts.gpu.probe_gpu`), raises
     :class:`ArtifactError` naming every difference, and returns (sidecar, engine bytes,
     load settings, warnings).  ``verify_hash=False`` skips the SHA-256 (size is still
     compared) for very large engines on slow storage.
