@@ -202,7 +202,7 @@ class FoxgloveSink(Sink):
 
     def _colorize(self, labels: np.ndarray) -> np.ndarray:
         if self._lut is None:
-            from fcn_edge.modelinfo import voc_palette
+            from fcn_edge.artifacts.modelinfo import voc_palette
 
             self._lut = np.array([(b, g, r) for r, g, b in voc_palette(256)], np.uint8)
         index = labels if labels.dtype == np.uint8 else np.clip(labels, 0, 255).astype(np.uint8)

@@ -322,8 +322,8 @@ print("IMPORT", [m for m in heavy if m in sys.modules])
 from fcn_edge import Segmenter
 with Segmenter.open({str(tiny_onnx)!r}) as seg:
     n = sum(1 for _ in seg.stream({f"bag:{bag}"!r}, sinks=[{str(tmp_path / "o.mcap")!r}]))
-# (fcn_edge.data is left out: the runtime's resize still lives there until it moves to the device side)
-build = ("torch", "fcn_edge.train", "fcn_edge.models", "fcn_edge.calib", "fcn_edge.engine.builder")
+build = ("torch", "fcn_edge.data", "fcn_edge.train", "fcn_edge.models", "fcn_edge.calib", "fcn_edge.export",
+         "fcn_edge.engine")
 print("RUN", n, [m for m in build if m in sys.modules])
 """
     done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120)
