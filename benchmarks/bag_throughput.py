@@ -16,7 +16,7 @@ warm-up, finalising the output included), median of ``--repeats`` rounds that
 interleave every configuration; ``host_ms_p50`` sums the p50s of every stage but
 inference (capture/decode, preprocess, postprocess, render + sink writes), the part the
 input and output formats change.  The Foxglove rows run the raw bag into ``--sink foxglove`` on 127.0.0.1
-with no client (the SDK says nobody listens: nothing is encoded) and with one
+with no client (the SDK says nobody listens: nothing is drawn or encoded) and with one
 subscribed WebSocket client (every image JPEG/PNG-encoded and sent); the cost per frame
 is the runner's ``render`` stage (drawing + every sink's write), p50, minus the same
 stage with ``--sink none``.
@@ -147,14 +147,16 @@ RESULTS_TITLE = "Recorded robot data: bag-to-bag vs video-to-video, Foxglove sin
 def results_markdown(data: dict) -> list[str]:
     """The RESULTS.md block (benchmarks/update_results.py)."""
     model = data.get("model") or {}
+    inference = [r["inference_ms_p50"] for r in data.get("throughput") or [] if r.get("inference_ms_p50")]
+    spread = f"{min(inference):.1f}-{max(inference):.1f}" if inference else "-"
     lines = [f"FCN-8s width {model.get('width')}, {model.get('classes')} classes, "
              f"{'x'.join(map(str, model.get('input_hw') or []))} input, ONNX Runtime CPU "
              f"({data.get('threads')} threads); {data.get('frames')} frames of "
              f"{'x'.join(map(str, data.get('frame_hw') or []))}, every frame processed; median of "
              f"{data.get('repeats')} runs.  The machine was shared with other work while measuring.", "",
-             "FPS follows the inference time, which the other work on the machine moved by a factor of 2-3 "
-             "between runs; the host columns (everything but inference, p50 per frame) are the stable "
-             "comparison of the formats.", "",
+             f"FPS follows the inference time (its p50 ranged {spread} ms across the rows: load from other "
+             "work); the host column (every stage but inference, p50 per frame) is the comparison of the "
+             "formats.", "",
              "| input -> output | FPS | inference p50 ms | host p50 ms (all but inference) | capture p50 ms | "
              "render+sinks p50 ms |",
              "|---|---|---|---|---|---|"]
