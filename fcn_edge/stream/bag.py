@@ -413,8 +413,11 @@ class BagSource(Source):
             reader.close()
 
     def describe(self) -> Dict[str, Any]:
+        """Also the topic, its type and the recording's log-time span (the stats JSON keeps the robot's clock)."""
         info = super().describe()
-        info.update(topic=self.topic, msgtype=self.msgtype)
+        span = getattr(self._reader, "_span", None)
+        info.update(topic=self.topic, msgtype=self.msgtype,
+                    recorded_start_ns=int(span[0]) if span else None, recorded_end_ns=int(span[1]) if span else None)
         return info
 
 

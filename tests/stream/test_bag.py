@@ -174,6 +174,8 @@ def test_cli_bag_to_mcap_read_back_with_the_other_library(tmp_path, run_cli, tin
     assert done.returncode == 0, done.stderr
     assert "yuv422" in done.stderr  # the bad message: one warning line, skipped and counted
     assert json.loads(stats.read_text())["bad_frames"] == 1
+    source_meta = json.loads(stats.read_text())["source"]
+    assert source_meta["topic"] == "/camera/image_raw" and source_meta["recorded_start_ns"] == times[0] + 5_000_000
     kept = [i for i in range(5) if i != 2]
     topics = read_mcap_ros2(out)
     assert {t: len(m) for t, m in topics.items()} == {
