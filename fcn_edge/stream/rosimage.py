@@ -56,7 +56,7 @@ def image_to_bgr(encoding: str, height: int, width: int, step: int, data: Any) -
     pixels = rows.reshape(height, width, channels) if channels > 1 else rows.reshape(height, width)
     cv2 = opencv()
     if key == "bgr8":
-        return np.ascontiguousarray(pixels).copy() if pixels.base is not None else pixels.copy()
+        return np.array(pixels, dtype=np.uint8, order="C")  # a contiguous copy, never a view of the message
     code = {"rgb8": cv2.COLOR_RGB2BGR, "bgra8": cv2.COLOR_BGRA2BGR, "rgba8": cv2.COLOR_RGBA2BGR,
             "mono8": cv2.COLOR_GRAY2BGR}[key]
     return cv2.cvtColor(np.ascontiguousarray(pixels), code)
