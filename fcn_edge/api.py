@@ -224,8 +224,8 @@ class Segmenter:
         for ``fcn-edge run --sink`` (``"display"``, ``"out.mp4"``, ``"labels:dir"``) or
         :class:`fcn_edge.stream.Sink` objects.  ``source_options`` are
         :class:`fcn_edge.stream.SourceOptions` fields (width, height, fps, flip, rotate,
-        loop, ...).  ``reconnect`` attempts per loss (None: forever).  Leaving the loop
-        (break) stops capture; the run's statistics are then in ``self.last_stats``.
+        loop, ``topic`` for a bag's image topic, ...).  ``reconnect`` attempts per loss (None:
+        forever).  Leaving the loop (break) stops capture; the run's statistics are then in ``self.last_stats``.
 
         A list of sources (``["csi://0", "csi://1"]``) runs them together: their frames
         are batched into one inference call (see :mod:`fcn_edge.stream.multi`: at most

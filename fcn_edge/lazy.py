@@ -45,6 +45,10 @@ INSTALL_HINTS: dict[str, str] = {
     "std_msgs": ROS2_HINT,
     "diagnostic_msgs": ROS2_HINT,
     "rcl_interfaces": ROS2_HINT,
+    "rosbags": "pip install 'fcn-edge[robotics]' (rosbags needs Python 3.10+)",
+    "mcap": "pip install 'fcn-edge[robotics]'",
+    "mcap_ros2": "pip install 'fcn-edge[robotics]'",
+    "foxglove": "pip install 'fcn-edge[robotics]' (foxglove-sdk: CPython 3.10+ wheels for Linux x86_64/aarch64)",
 }
 
 

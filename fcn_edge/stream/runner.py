@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -85,6 +85,8 @@ class StreamRunner(StreamPipeline):
                          result_queue=config.result_queue)
         self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
         self.source_options = source_options or SourceOptions()
+        if self.config.realtime and not self.source_options.realtime:  # sources that pace themselves (bags)
+            self.source_options = replace(self.source_options, realtime=True)
         self.sinks = list(sinks)
         self.source_id = source_id
         self.visualizer = Visualizer(runner.info, self.config.view)
