@@ -30,6 +30,7 @@ pass ``rgb=True`` to :meth:`Segmenter.segment` for RGB frames.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -241,7 +242,7 @@ class Segmenter:
                            reconnect=ReconnectPolicy(max_attempts=reconnect, stall_timeout=stall_timeout))
         options = SourceOptions(read_timeout=stall_timeout, **source_options)
         several = isinstance(source, (list, tuple))
-        sources = [str(s) for s in source] if several else [str(source)]
+        sources = [_source_text(s) for s in source] if several else [_source_text(source)]
         if not sources:
             raise FcnEdgeError("give at least one source")
         specs = [parse_source(s) for s in sources]
@@ -294,6 +295,14 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return f"Segmenter({self._runner!r})"
+
+
+def _source_text(source: Any) -> str:
+    """A source as ``parse_source`` takes it; anything else (an image array, None) is a one-line error."""
+    if isinstance(source, bool) or not isinstance(source, (str, int, os.PathLike)):
+        raise FcnEdgeError(f"a source is a camera index, a path or a URL, not {type(source).__name__}; "
+                           "to segment images already in memory call segment(frame)")
+    return os.fspath(source) if isinstance(source, os.PathLike) else str(source)
 
 
 def _sinks_per_source(sinks: Sequence[Any], specs: Sequence[Any]) -> list[list[Any]]:

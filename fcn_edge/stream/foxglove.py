@@ -8,7 +8,7 @@ topic                                  schema                           content
 =====================================  ===============================  ==================================
 ``/fcn_edge/image``                    foxglove.CompressedImage (jpeg)  the camera/bag frame
 ``/fcn_edge/overlay``                  foxglove.CompressedImage (jpeg)  the drawn view (``--view``)
-``/fcn_edge/class_mask``               foxglove.CompressedImage (png)   class colours (VOC palette)
+``/fcn_edge/class_mask``               foxglove.CompressedImage (png)   class colours (the model's palette)
 ``/fcn_edge/class_info``               JSON                             classes in view, their share
 ``/fcn_edge/stats``                    JSON                             per-frame timings (ms)
 =====================================  ===============================  ==================================
@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -187,7 +187,7 @@ class FoxgloveSink(Sink):
         timestamp = messages.Timestamp(sec=int(stamp // 1_000_000_000), nsec=int(stamp % 1_000_000_000))
         views = (("image", frame.image, "jpeg"),
                  ("overlay", rendered if rendered is not None else frame.image, "jpeg"),
-                 ("class_mask", self._colorize(result.labels), "png"))
+                 ("class_mask", self._colorize(result.labels, result.palette), "png"))
         for name, pixels, fmt in views:
             channel = self._channels[name]
             if not channel.has_sinks():  # nobody subscribed: skip the encoding
@@ -204,11 +204,13 @@ class FoxgloveSink(Sink):
                        "timings_ms": {k: round(float(v), 3) for k, v in result.timings.items()}}, log_time=stamp)
         self._written = self.written + 1
 
-    def _colorize(self, labels: np.ndarray) -> np.ndarray:
+    def _colorize(self, labels: np.ndarray, palette: Sequence[Tuple[int, int, int]]) -> np.ndarray:
+        """Class ids as BGR colours: the model's palette, VOC's colours past its end (and without one)."""
         if self._lut is None:
             from fcn_edge.artifacts.modelinfo import voc_palette
 
-            self._lut = np.array([(b, g, r) for r, g, b in voc_palette(256)], np.uint8)
+            colours = list(palette)[:256] + voc_palette(256)[len(palette):]
+            self._lut = np.array([(b, g, r) for r, g, b in colours], np.uint8)
         index = labels if labels.dtype == np.uint8 else np.clip(labels, 0, 255).astype(np.uint8)
         return self._lut[index]
 

@@ -61,6 +61,8 @@ class FrameResult:
     network_labels: np.ndarray
     timings: dict[str, float]
     class_names: list[str] = field(default_factory=list)
+    # the model's (R, G, B) per class, so sinks colour masks as the model says (empty: VOC's)
+    palette: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def index(self) -> int:

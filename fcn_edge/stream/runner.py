@@ -212,7 +212,8 @@ class StreamRunner(StreamPipeline):
         for key, value in inference.timings.items():
             timings[f"backend_{key}"] = value
         result = FrameResult(frame=frame, labels=labels, confidence=confidence, network_labels=inference.labels[0],
-                             timings=timings, class_names=self.runner.info.class_names)
+                             timings=timings, class_names=self.runner.info.class_names,
+                             palette=self.runner.info.palette)
         self._update_rate(done)
         if self.sinks:
             render_start = now()

@@ -186,6 +186,15 @@ def parse_source(text: str | int) -> SourceSpec:
 
 
 def _parse_path(path_text: str, raw: str) -> SourceSpec:
+    try:
+        return _classify_path(path_text, raw)
+    except OSError as exc:  # e.g. ENAMETOOLONG: pathlib's exists()/is_dir() only swallow "not found"
+        shown = raw if len(raw) <= 80 else raw[:77] + "..."
+        raise SourceError(f"source {shown!r} cannot be a path ({exc.strerror or exc}); "
+                          f"expected {SOURCE_HELP}") from None
+
+
+def _classify_path(path_text: str, raw: str) -> SourceSpec:
     expanded = os.path.expanduser(path_text)
     if any(ch in expanded for ch in "*?[") and not Path(expanded).exists():
         return SourceSpec("glob", expanded, raw)

@@ -142,8 +142,9 @@ def test_stream_to_a_foxglove_client(tmp_path, tiny_onnx):
             assert log_time == stamp
             assert image_in(payload).shape[:2] == (48, 80)
     mask = image_in(client.messages["/fcn_edge/class_mask"][0][1])
-    assert mask.ndim == 3  # class colours, lossless PNG: one colour per class present
-    assert len(np.unique(mask.reshape(-1, 3), axis=0)) == len(np.unique(results[0].labels))
+    assert mask.ndim == 3  # class colours, lossless PNG: each pixel in the model's own colour for its class
+    palette_bgr = np.array([(b, g, r) for r, g, b in seg.info.palette], np.uint8)
+    np.testing.assert_array_equal(mask, palette_bgr[results[0].labels])
     info = [json.loads(p) for _, p in client.messages["/fcn_edge/class_info"]]
     assert [i["stamp_ns"] for i in info] == times and info[0]["width"] == 80
     stats = json.loads(client.messages["/fcn_edge/stats"][-1][1])
@@ -185,3 +186,29 @@ def test_several_sources_get_their_own_channels(tmp_path):
     finally:
         second.close()
         first.close()
+
+
+def test_class_mask_uses_the_models_palette_not_vocs():
+    """A model with its own colours gets them in Foxglove; classes past the palette's end fall back to VOC's."""
+    from fcn_edge.artifacts.modelinfo import voc_palette
+
+    palette = [(10, 20, 30), (200, 100, 50)]
+    labels = np.array([[0, 1], [1, 2]], np.uint8)
+    mask = FoxgloveSink("127.0.0.1", 0)._colorize(labels, palette)
+    r, g, b = voc_palette(3)[2]
+    np.testing.assert_array_equal(mask, [[(30, 20, 10), (50, 100, 200)], [(50, 100, 200), (b, g, r)]])
+
+
+def test_results_carry_the_models_palette(tmp_path, tiny_onnx):
+    """The runner hands every sink the model's palette with each result (what _colorize above receives)."""
+    from fcn_edge.runtime import open_runner
+    from fcn_edge.stream import CallbackSink, RunConfig, StreamRunner, parse_source
+
+    bag = tmp_path / "rec"
+    write_rosbags(bag, make_frames(2, size=(48, 80)))
+    seen = []
+    with open_runner(tiny_onnx) as runner:
+        StreamRunner(runner, parse_source(f"bag:{bag}"), config=RunConfig(warmup=0),
+                     sinks=[CallbackSink(lambda result, rendered: seen.append(result))]).run()
+        palette = runner.info.palette
+    assert len(seen) == 2 and all(r.palette == palette for r in seen)
