@@ -7,6 +7,12 @@ exposes ``register(subparsers)``.  Those modules import nothing heavy at the top
 Errors a user can fix are :class:`fcn_edge.errors.FcnEdgeError`: printed as one line,
 non-zero exit, no traceback.  Anything else is reported as an internal error in one
 line too; ``--debug`` (or ``FCN_EDGE_DEBUG=1``) shows the traceback.
+
+SIGTERM is treated like Ctrl-C (:func:`terminate_as_interrupt`): ``timeout``, systemd and
+supervisors signal the whole process group, and every command abandons its work the way
+it does on Ctrl-C (atomic outputs leave no half file) and exits 130.  Commands with
+more to do on a stop (train saves a checkpoint, run finishes its video, serve stops
+Triton) install their own handlers for both signals.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -73,6 +80,23 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every command stops the same way."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+def terminate_as_interrupt() -> None:
+    """SIGTERM -> :class:`Terminated` in the main thread, unless someone handles it already."""
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (main() called from a worker thread)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -82,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     prog = f"fcn-edge {args.command}"
+    terminate_as_interrupt()
     try:
         result = args.func(args)
         return int(result or 0)
@@ -90,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("%s failed", prog)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        how = " (SIGTERM)" if isinstance(exc, Terminated) else ""
+        print(f"{prog}: interrupted{how}", file=sys.stderr)
         return 130
     except MemoryError:
         print(f"{prog}: error: out of memory; try a smaller batch, size or model", file=sys.stderr)
