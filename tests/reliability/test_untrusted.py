@@ -217,6 +217,7 @@ def test_keep_debug_metadata_keeps_them(tiny_checkpoint, tmp_path):
 REVIEWED_ENVIRONMENT_READS = {
     ("cli.py", "FCN_EDGE_DEBUG"): "a flag compared with '1'",
     ("progress.py", "FCN_EDGE_PROGRESS"): "a flag: progress bars on/off",
+    ("progress.py", "FCN_EDGE_PROGRESS_INTERVAL"): "a number of seconds (float(), default when invalid/negative)",
     ("train/command.py", "RANK"): "compared with '0' only",
     ("train/distributed.py", "RANK"): "torchrun's integers, parsed by _env_int (one-line error otherwise)",
     ("train/distributed.py", "WORLD_SIZE"): "as RANK",
