@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -41,9 +42,9 @@ def test_done_means_command(run_cli, tiny_onnx, tmp_path):
     assert "latency (ms)" in completed.stdout and "end_to_end" in completed.stdout
 
 
-def start_run(args, tmp_path):
+def start_run(args, tmp_path, own_group=False):
     process = subprocess.Popen([sys.executable, "-m", "fcn_edge", *map(str, args)], cwd=tmp_path, env=cli_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=own_group)
     lines = []
 
     def pump():
@@ -60,14 +61,20 @@ def start_run(args, tmp_path):
     return process, lines, thread
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_cleanly(tiny_onnx, tmp_path, signum):
+@pytest.mark.parametrize("signum, to", [(signal.SIGINT, "group"), (signal.SIGTERM, "group"),
+                                        (signal.SIGTERM, "process")])
+def test_signal_stops_cleanly(tiny_onnx, tmp_path, signum, to):
+    """To the process, or to its whole group as Ctrl-C in a terminal, timeout and systemd send it."""
     video = write_video(tmp_path / "video.mp4", 10)
     out, stats = tmp_path / "out.mp4", tmp_path / "s.json"
     process, lines, thread = start_run(["run", tiny_onnx, "--source", video, "--loop", "--sink", out,
-                                        "--stats-json", stats, "--stats-interval", "0.2"], tmp_path)
+                                        "--stats-json", stats, "--stats-interval", "0.2"], tmp_path,
+                                       own_group=to == "group")
     time.sleep(1.0)
-    process.send_signal(signum)
+    if to == "group":
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     stdout = process.stdout.read()
     assert process.wait(timeout=60) == 0, "".join(lines)
     thread.join(5)
