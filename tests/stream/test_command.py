@@ -142,3 +142,31 @@ def test_tensorrt_flags_reach_the_backend():
     options = backend_options("tensorrt", args)
     assert options["device_id"] == 1 and options["check_sidecar"] is False
     assert options["lean_runtime"] == "/usr/lib/libnvinfer_lean.so.10"
+
+
+def test_single_client_octet_stream_camera_dies_mid_stream(tiny_onnx, tmp_path):
+    """An MJPEG camera allowing one client, sending application/octet-stream chunked (FFmpeg's HTTP
+    output): run reads it on one connection, reconnects when the stream ends, keeps trying once the
+    camera is gone, stops cleanly on SIGINT to its process group and writes its stats."""
+    stats = tmp_path / "s.json"
+    server = MjpegServer(fps=50, frames_per_connection=15, content_type="application/octet-stream", chunked=True,
+                         single_client=True).start()
+    try:
+        process, lines, thread = start_run(["run", tiny_onnx, "--source", server.cam_url, "--sink", "none",
+                                            "--stats-json", stats, "--reconnect", "inf", "--reconnect-delay", "0.05",
+                                            "--stall-timeout", "2"], tmp_path, own_group=True)
+        deadline = time.monotonic() + 60
+        while server.connections < 2 and time.monotonic() < deadline:   # the stream ended once and came back
+            time.sleep(0.05)
+    finally:
+        server.stop()   # the camera dies
+    time.sleep(1.0)     # reconnect attempts against a closed port
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) == 0, "".join(lines)
+    thread.join(5)
+    text = "".join(lines)
+    assert "Traceback" not in text and "reconnect attempt" in text
+    assert server.refused == 0   # never a second connection while one was open
+    data = json.loads(stats.read_text())
+    assert data["stop_reason"] == "signal" and data["reconnects"] >= 1
+    assert data["frames"]["processed"] >= 15
