@@ -169,4 +169,4 @@ def test_single_client_octet_stream_camera_dies_mid_stream(tiny_onnx, tmp_path):
     assert server.refused == 0   # never a second connection while one was open
     data = json.loads(stats.read_text())
     assert data["stop_reason"] == "signal" and data["reconnects"] >= 1
-    assert data["frames"]["processed"] >= 15
+    assert data["frames"]["captured"] >= 15 and data["frames"]["processed"] > 0   # live: the newest frame wins
