@@ -231,7 +231,8 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
                                     quantized_bins=config.quantized_bins, budget_mib=config.memory_budget_mib,
                                     shape_model=model, show_progress=show_progress, images=len(calib_set),
                                     scratch=tmp, prepare=prepare,
-                                    tensors=G.float_activation_tensors(model, regions.body))
+                                    tensors=G.float_activation_tensors(model, regions.body),
+                                    label=f"{output_path.name} ({config.placement} Q/DQ placement)")
             lap("calibrate")
             say(f"  quantizing with ONNX Runtime quantize_static ({len(regions.protected)} pre/post-processing nodes "
                 f"and {len(keep_nodes)} kept-float layers left out)")

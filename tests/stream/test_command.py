@@ -170,3 +170,26 @@ def test_single_client_octet_stream_camera_dies_mid_stream(tiny_onnx, tmp_path):
     data = json.loads(stats.read_text())
     assert data["stop_reason"] == "signal" and data["reconnects"] >= 1
     assert data["frames"]["captured"] >= 15 and data["frames"]["processed"] > 0   # live: the newest frame wins
+
+
+def test_a_corrupt_onnx_gets_the_sentence_info_gives(run_cli, tiny_onnx, tmp_path):
+    """Not ONNX Runtime's "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF": one sentence for run, eval, bench, info."""
+    broken = tmp_path / "broken.onnx"
+    data = tiny_onnx.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    video = write_video(tmp_path / "v.mp4", 2)
+    sentence = f"{broken} is not an ONNX model (it is corrupt, truncated or another format)"
+    for args in (["info", broken], ["export", "--lint-only", broken], ["run", broken, "--source", video],
+                 ["bench", broken, "--iterations", "1"]):
+        done = run_cli(*args, cwd=tmp_path)
+        assert_one_line_error(done, sentence)
+        assert "ONNXRuntimeError" not in done.stderr
+
+
+def test_a_missing_camera_says_why_first(run_cli, tiny_onnx, tmp_path):
+    if os.path.exists("/dev/video0"):
+        pytest.skip("this machine has a camera 0")
+    done = run_cli("run", tiny_onnx, "--source", "0", "--reconnect", "0", cwd=tmp_path)
+    assert_one_line_error(done, "camera 0")
+    assert done.stderr.splitlines()[0].startswith("fcn-edge run: error: no camera 0"), done.stderr
+    assert "after 0 frames" not in done.stderr
