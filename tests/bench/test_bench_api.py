@@ -194,3 +194,29 @@ def test_keep_going_records_a_model_that_cannot_open(tiny_onnx, tmp_path):
     assert "broken.onnx is not an ONNX model" in report.markdown()
     with pytest.raises(FcnEdgeError, match="is not an ONNX model"):
         run_bench([tiny_onnx, broken], BenchConfig(iterations=1, warmup=0, progress=False))
+
+
+def test_agreement_on_real_frames_says_what_it_was_measured_on(tmp_path, tiny_info, tiny_onnx):
+    """--images: every frame read (not one noise batch) counts, and the table says which frames."""
+    from fcn_edge.bench.command import build_config
+    from fcn_edge.cli import build_parser
+    from tests.onnx_models import export_random_model, write_images
+
+    other = export_random_model(tmp_path / "other_weights.onnx", tiny_info, seed=1)
+    folder = tmp_path / "frames"
+    write_images(folder, 5)
+    config = build_config(build_parser().parse_args(
+        ["bench", str(tiny_onnx), str(other), "--iterations", "1", "--warmup", "0",
+         "--check-agreement", "--compare", "--images", str(folder)]))
+    report = run_bench([tiny_onnx, other], BenchConfig(**{**config.__dict__, "progress": False}))
+    agreement = [r.agreement for r in report.rows if r.model == "other_weights.onnx"][0]
+    assert agreement["pixels"] == 5 * 64 * 96     # all five frames, not one timed batch
+    assert agreement["frames"] == f"5 frame(s) from {folder}"
+    assert 0.0 <= agreement["pixel_agreement"] < 0.9
+    text = report.markdown()
+    assert "agreement (real frames)" in text and f"measured on 5 frame(s) from {folder}" in text
+
+    synthetic = run_bench([tiny_onnx, other], BenchConfig(iterations=1, warmup=0, check_agreement=True,
+                                                          compare=True, progress=False))
+    assert "agreement (synthetic frames)" in synthetic.markdown()
+    assert "synthetic noise frame(s)" in [r.agreement for r in synthetic.rows if r.agreement][0]["frames"]
