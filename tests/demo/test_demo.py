@@ -23,6 +23,9 @@ def test_demo_runs_every_stage_and_reuses_on_second_run(run_cli, tmp_path):
     if not any(v["backend"] == "tensorrt" for v in summary["variants"]):
         assert {s["name"] for s in summary["skipped"]} == {"TensorRT FP16", "TensorRT INT8"}
         assert all("TensorRT" in s["reason"] or "GPU" in s["reason"] for s in summary["skipped"])
+        assert "skipped TensorRT FP16: " in first.stdout   # said when the stage skips it, not only in the summary
+    assert "computing entropy ranges for fcn8s.int8.onnx (tensorrt Q/DQ placement)" in first.stderr
+    assert "computing entropy ranges for fcn8s.int8-cpu.onnx (onnxruntime Q/DQ placement)" in first.stderr
     report = (work / "report" / "report.md").read_text()
     assert "| ONNX INT8 | onnxruntime | int8 |" in report
     assert (work / "report" / "report.html").stat().st_size > 10_000
