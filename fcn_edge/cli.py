@@ -98,6 +98,9 @@ def terminate_as_interrupt() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fcn_edge.threads import prefer_sleeping_openmp_threads
+
+    prefer_sleeping_openmp_threads()  # before any command imports torch: see fcn_edge/threads.py
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("FCN_EDGE_DEBUG") == "1"

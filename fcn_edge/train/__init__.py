@@ -18,11 +18,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from fcn_edge.train.config import (  # noqa: F401 - re-exported
+from fcn_edge.threads import prefer_sleeping_openmp_threads
+
+prefer_sleeping_openmp_threads()  # before torch is imported: a spinning OpenMP pool collapses on a shared CPU
+
+from fcn_edge.train.config import (  # noqa: E402,F401 - re-exported
     PAPER_LR, ConfigError, Recipe, ResolvedConfig, TrainConfig, modern_recipe, paper_recipe, recipe,
     resolve_config,
 )
-from fcn_edge.train.presets import SYNTHETIC_DEMO, synthetic_demo_config  # noqa: F401 - re-exported
+from fcn_edge.train.presets import SYNTHETIC_DEMO, synthetic_demo_config  # noqa: E402,F401 - re-exported
 
 _LAZY = {
     "train": "fcn_edge.train.trainer",
