@@ -149,18 +149,25 @@ def step_train(state: DemoState) -> bool:
     best = out / "best.pt"
     timing = out / "demo_training.json"
     state.paths["checkpoint"] = best
-    reused = best.is_file()
+    reused = best.is_file() and timing.is_file()  # timing is written when training finished
     if not reused:
-        from fcn_edge.train import train
+        from fcn_edge.train import TrainConfig, train
 
         overrides: dict[str, Any] = {"device": state.config.device, "overwrite": True}
-        if state.config.iterations is not None:
-            overrides["iterations"] = state.config.iterations
         if state.config.threads is not None:
             overrides["threads"] = state.config.threads
+        last = out / "last.pt"
+        if last.is_file():  # an interrupted demo: continue where it stopped
+            log.info("continuing the interrupted training from %s", last)
+            config = TrainConfig(resume=str(last), **overrides)
+        else:
+            if state.config.iterations is not None:
+                overrides["iterations"] = state.config.iterations
+            config = synthetic_demo_config(str(state.paths["data"]), str(out), **overrides)
         start = time.perf_counter()
-        result = train(synthetic_demo_config(str(state.paths["data"]), str(out), **overrides))
+        result = train(config)
         if result.interrupted:
+            log.warning("training stopped; run the same fcn-edge demo command again to continue from %s", last)
             raise KeyboardInterrupt
         from fcn_edge.fileio import atomic_write_text
 
