@@ -81,7 +81,7 @@ def _lines(stderr: str, desc: str) -> list[re.Match]:
     return [m for m in map(LINE.match, stderr.splitlines()) if m and m.group("desc").startswith(desc)]
 
 
-def test_train_eval_and_calibrate_print_plain_lines_into_a_log(run_cli, progress_data, tiny_onnx, tmp_path):
+def test_train_eval_calibrate_and_bench_print_plain_lines_into_a_log(run_cli, progress_data, tiny_onnx, tmp_path):
     """stderr to a pipe, as in CI / docker / systemd: each long step shows done/total lines."""
     done = run_cli("train", "--data", progress_data, "--out", tmp_path / "run", "--width", "1/16", "--crop", "64x64",
                    "--batch-size", "2", "--iterations", "3", "--workers", "0", "--val-split", "none",
@@ -96,3 +96,6 @@ def test_train_eval_and_calibrate_print_plain_lines_into_a_log(run_cli, progress
     done = run_cli("calibrate", tiny_onnx, "--images", progress_data, "--num", "4", "--no-accuracy",
                    "--no-sensitivity", "-o", tmp_path / "m.int8.onnx", env=LOG_ENV, check=True)
     assert _lines(done.stderr, "calibrating")[-1].group("n") == "4", done.stderr
+
+    done = run_cli("bench", tiny_onnx, "--iterations", "3", "--warmup", "0", env=LOG_ENV, check=True)
+    assert _lines(done.stderr, "tiny.onnx batch 1")[-1].group("n") == "3", done.stderr
