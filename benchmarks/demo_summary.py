@@ -37,7 +37,7 @@ def _num(value, digits: int = 2) -> str:
 def results_markdown(data: dict) -> list[str]:
     """Stages, the variant table and the INT8 calibration check, as the demo's report has them."""
     summary = data.get("summary") or {}
-    lines = [f"`{data.get('command')}`: {data.get('wall_seconds')} s wall for the whole command "
+    lines = [f"`{data.get('demo_command')}`: {data.get('wall_seconds')} s wall for the whole command "
              f"(the demo's own total: {summary.get('total_seconds')} s); load average before: "
              f"{data.get('load_before')}.", "", "| stage | seconds |", "| --- | --- |"]
     lines += [f"| {s['name']} | {s['seconds']:.1f} |" for s in summary.get("steps") or []]
@@ -49,9 +49,9 @@ def results_markdown(data: dict) -> list[str]:
                      f"{_pct(v.get('agreement'))} | {_num(latency.get('p50'))} | {_num(latency.get('p95'))} | "
                      f"{_num(v.get('fps'), 1)} |")
     calibration = summary.get("calibration") or {}
+    lines.append("")
     for placement, facts in calibration.items():
         drop, agreement = facts.get("mean_iu_drop_points"), facts.get("agreement")
-        lines.append("")
         lines.append(f"- INT8 vs FP32 ({facts.get('output')}, {placement} Q/DQ placement, ONNX Runtime CPU, val "
                      f"images): mean IU change {'n/a' if drop is None else f'{-drop:+.2f}'} points, pixel agreement "
                      f"{_pct(agreement)} %")
@@ -80,7 +80,8 @@ def main() -> None:
             raise SystemExit(f"fcn-edge demo failed ({done.returncode}):\n{done.stderr[-3000:]}")
         summary = json.loads((work / "report" / "summary.json").read_text())
     summary.pop("workdir", None)  # a temporary folder, gone now
-    path = write_result(args.out, {"command": "fcn-edge demo" + "".join(f" {e}" for e in extra),
+    path = write_result(args.out, {"command": "python -m benchmarks.demo_summary " + " ".join(sys.argv[1:]),
+                                   "demo_command": "fcn-edge demo" + "".join(f" {e}" for e in extra),
                                    "wall_seconds": wall, "load_before": load_before, "summary": summary,
                                    "stdout": done.stdout.splitlines()[-12:],
                                    "note": "2-core machine possibly shared with other work: see load_before and "

@@ -260,6 +260,14 @@ def _runner_efficiency(data: dict) -> list[str]:
     return [head, ""] + table(["figure", "value"], rows)
 
 
+@formatter("demo", "`fcn-edge demo` from nothing (`benchmarks/demo_summary.py`)")
+def _demo(data: dict) -> list[str]:
+    """results/demo.json is written by benchmarks/demo_summary.py (the result keeps README's name for it)."""
+    from benchmarks.demo_summary import results_markdown
+
+    return results_markdown(data)
+
+
 @formatter("metrics_update", "Metrics update speed (`benchmarks/metrics_update.py`)")
 def _metrics_update(data: dict) -> list[str]:
     shape = "x".join(map(str, data.get("shape") or []))

@@ -98,7 +98,7 @@ def test_demo_summary_block_quotes_stages_variants_and_the_int8_check():
     """benchmarks/demo_summary.py's RESULTS.md block: what README's demo table and INT8 row quote."""
     from benchmarks.demo_summary import results_markdown
 
-    data = {"command": "fcn-edge demo", "wall_seconds": 146.2, "load_before": [1.0, 1.0, 1.0], "summary": {
+    data = {"demo_command": "fcn-edge demo", "wall_seconds": 146.2, "load_before": [1.0, 1.0, 1.0], "summary": {
         "total_seconds": 144.9,
         "steps": [{"name": "train FCN-8s", "seconds": 111.04, "reused": False}],
         "variants": [{"name": "ONNX INT8", "metrics": {"mean_iu": 0.9119, "pixel_accuracy": 0.9782},
