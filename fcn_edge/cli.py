@@ -88,13 +88,19 @@ def _raise_terminated(signum: int, _frame: object) -> None:
     raise Terminated(signal.Signals(signum).name)
 
 
-def terminate_as_interrupt() -> None:
-    """SIGTERM -> :class:`Terminated` in the main thread, unless someone handles it already."""
+def terminate_as_interrupt() -> object | None:
+    """SIGTERM -> :class:`Terminated` in the main thread, unless someone handles it already.
+
+    Returns the handler it replaced (to restore), None when it changed nothing.
+    """
     try:
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _raise_terminated)
+            return previous
     except ValueError:  # not the main thread (main() called from a worker thread)
         pass
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     prog = f"fcn-edge {args.command}"
-    terminate_as_interrupt()
+    replaced = terminate_as_interrupt()
     try:
         result = args.func(args)
         return int(result or 0)
@@ -135,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: internal error: {type(exc).__name__}: {detail} "
               "(please report it; rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if replaced is not None:  # main() called in-process (tests, embedding): leave SIGTERM as it was
+            signal.signal(signal.SIGTERM, replaced)
 
 
 if __name__ == "__main__":  # pragma: no cover
