@@ -12,6 +12,7 @@ Variants (``--variants``):
   ``before``        ``OMP_WAIT_POLICY=""``: libgomp's default (spin, then sleep), what fcn-edge
                     did before; libgomp prints one "Invalid value" line and uses its default
   ``omp-active``    ``OMP_WAIT_POLICY=ACTIVE``: OpenMP threads always spin
+  ``spin-10k``      libgomp's default policy with a short spin (``GOMP_SPINCOUNT=10000``)
   ``threads-1``     ``--threads 1`` (with the shipped setting)
   ``workers-0``     ``--workers 0`` (no DataLoader processes; with the shipped setting)
 
@@ -41,6 +42,7 @@ VARIANTS = {
     "shipped": ({}, []),
     "before": ({"OMP_WAIT_POLICY": ""}, []),
     "omp-active": ({"OMP_WAIT_POLICY": "ACTIVE"}, []),
+    "spin-10k": ({"OMP_WAIT_POLICY": "", "GOMP_SPINCOUNT": "10000"}, []),
     "threads-1": ({}, ["--threads", "1"]),
     "workers-0": ({}, ["--workers", "0"]),
 }

@@ -47,6 +47,9 @@ COMMANDS: dict[str, str] = {
 
 log = logging.getLogger("fcn_edge")
 
+# Commands that train on the CPU: their OpenMP threads sleep while they wait (fcn_edge/threads.py).
+TRAINING_COMMANDS = ("train", "demo")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -104,11 +107,12 @@ def terminate_as_interrupt() -> object | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from fcn_edge.threads import prefer_sleeping_openmp_threads
-
-    prefer_sleeping_openmp_threads()  # before any command imports torch: see fcn_edge/threads.py
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in TRAINING_COMMANDS:
+        from fcn_edge.threads import prefer_sleeping_openmp_threads
+
+        prefer_sleeping_openmp_threads()  # before the command imports torch: see fcn_edge/threads.py
     debug = args.debug or os.environ.get("FCN_EDGE_DEBUG") == "1"
     configure_logging(args.verbose, args.quiet)
     if not getattr(args, "func", None):

@@ -18,15 +18,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from fcn_edge.threads import prefer_sleeping_openmp_threads
-
-prefer_sleeping_openmp_threads()  # before torch is imported: a spinning OpenMP pool collapses on a shared CPU
-
-from fcn_edge.train.config import (  # noqa: E402,F401 - re-exported
+from fcn_edge.train.config import (  # noqa: F401 - re-exported
     PAPER_LR, ConfigError, Recipe, ResolvedConfig, TrainConfig, modern_recipe, paper_recipe, recipe,
     resolve_config,
 )
-from fcn_edge.train.presets import SYNTHETIC_DEMO, synthetic_demo_config  # noqa: E402,F401 - re-exported
+from fcn_edge.train.presets import SYNTHETIC_DEMO, synthetic_demo_config  # noqa: F401 - re-exported
 
 _LAZY = {
     "train": "fcn_edge.train.trainer",
@@ -44,4 +40,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fcn_edge.train' has no attribute {name!r}")
+    from fcn_edge.threads import prefer_sleeping_openmp_threads
+
+    prefer_sleeping_openmp_threads()  # before the trainer imports torch: see fcn_edge/threads.py
     return getattr(importlib.import_module(module), name)
