@@ -311,7 +311,8 @@ def _compute_ranges(run: CalibrationRun) -> None:
                                 quantized_bins=config.quantized_bins, budget_mib=config.memory_budget_mib,
                                 shape_model=run.model, show_progress=run.show_progress, images=len(run.calib_set),
                                 scratch=run.tmp, prepare=run.prepare,
-                                tensors=G.float_activation_tensors(run.model, run.regions.body))
+                                tensors=G.float_activation_tensors(run.model, run.regions.body),
+                                label=f"{run.output.name} ({config.placement} Q/DQ placement)")
 
 
 def quantize(run: CalibrationRun, keep_float: Sequence[str], qdq_path: Path, *, placement: str | None = None) -> Quantized:

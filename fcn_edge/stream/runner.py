@@ -291,6 +291,10 @@ class StreamRunner(StreamPipeline):
             except BaseException as exc:  # noqa: BLE001 - close every sink, report the first failure
                 close_error = close_error or exc
         self.stats.frames_written = max((sink.written for sink in self.sinks), default=0)
-        log.info("%s: stopped (%s) after %d frames", self.spec.display_name, reason, self.stats.frames_processed)
+        # a run that failed before its first frame (no camera, ...) has only its error to say,
+        # which the caller prints; "stopped (error) after 0 frames" ahead of it only hid it
+        quiet = failure is not None and self.stats.frames_processed == 0
+        (log.debug if quiet else log.info)("%s: stopped (%s) after %d frames", self.spec.display_name, reason,
+                                           self.stats.frames_processed)
         if close_error is not None and error is None:
             raise close_error
