@@ -243,9 +243,12 @@ def _runner_efficiency(data: dict) -> list[str]:
     e2e = (data.get("runner_latency_ms") or {}).get("end_to_end") or {}
     memory = data.get("memory") or {}
     samples = memory.get("samples") or []
-    rows = [["backend alone (FPS)", format_number(data.get("backend_fps"), 1)],
-            ["runner, video file -> no sink (FPS)", format_number(data.get("runner_fps"), 1)],
-            ["efficiency (runner / backend)", f"{format_number(data.get('efficiency'), 3)} (goal {data.get('goal_efficiency')})"],
+    pairs = len(data.get("pairs") or []) or "the"
+    rows = [["backend alone (FPS, median of the runs)", format_number(data.get("backend_fps"), 1)],
+            ["runner, video file -> no sink (FPS, median of the runs)", format_number(data.get("runner_fps"), 1)],
+            ["ratio of those two medians", format_number(data.get("efficiency_of_medians"), 3)],
+            [f"efficiency: median of the {pairs} back-to-back pair ratios (runner / backend)",
+             f"{format_number(data.get('efficiency'), 3)} (goal {data.get('goal_efficiency')})"],
             ["inference p50 / p95 / p99", f"{format_number(lat.get('p50'))} / {format_number(lat.get('p95'))} / {format_number(lat.get('p99'))} ms"],
             ["end to end p50 / p95 / p99", f"{format_number(e2e.get('p50'))} / {format_number(e2e.get('p95'))} / {format_number(e2e.get('p99'))} ms"]]
     if samples:
@@ -255,6 +258,14 @@ def _runner_efficiency(data: dict) -> list[str]:
             f"{'x'.join(map(str, model.get('input_hw') or []))}, {backend.get('name')} "
             f"({', '.join(backend.get('providers') or [])}, {backend.get('intra_op_threads')} threads).")
     return [head, ""] + table(["figure", "value"], rows)
+
+
+@formatter("demo", "`fcn-edge demo` from nothing (`benchmarks/demo_summary.py`)")
+def _demo(data: dict) -> list[str]:
+    """results/demo.json is written by benchmarks/demo_summary.py (the result keeps README's name for it)."""
+    from benchmarks.demo_summary import results_markdown
+
+    return results_markdown(data)
 
 
 @formatter("metrics_update", "Metrics update speed (`benchmarks/metrics_update.py`)")

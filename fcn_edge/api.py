@@ -30,6 +30,7 @@ pass ``rgb=True`` to :meth:`Segmenter.segment` for RGB frames.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -224,8 +225,8 @@ class Segmenter:
         for ``fcn-edge run --sink`` (``"display"``, ``"out.mp4"``, ``"labels:dir"``) or
         :class:`fcn_edge.stream.Sink` objects.  ``source_options`` are
         :class:`fcn_edge.stream.SourceOptions` fields (width, height, fps, flip, rotate,
-        loop, ...).  ``reconnect`` attempts per loss (None: forever).  Leaving the loop
-        (break) stops capture; the run's statistics are then in ``self.last_stats``.
+        loop, ``topic`` for a bag's image topic, ...).  ``reconnect`` attempts per loss (None:
+        forever).  Leaving the loop (break) stops capture; the run's statistics are then in ``self.last_stats``.
 
         A list of sources (``["csi://0", "csi://1"]``) runs them together: their frames
         are batched into one inference call (see :mod:`fcn_edge.stream.multi`: at most
@@ -241,7 +242,7 @@ class Segmenter:
                            reconnect=ReconnectPolicy(max_attempts=reconnect, stall_timeout=stall_timeout))
         options = SourceOptions(read_timeout=stall_timeout, **source_options)
         several = isinstance(source, (list, tuple))
-        sources = [str(s) for s in source] if several else [str(source)]
+        sources = [_source_text(s) for s in source] if several else [_source_text(source)]
         if not sources:
             raise FcnEdgeError("give at least one source")
         specs = [parse_source(s) for s in sources]
@@ -294,6 +295,14 @@ class Segmenter:
 
     def __repr__(self) -> str:
         return f"Segmenter({self._runner!r})"
+
+
+def _source_text(source: Any) -> str:
+    """A source as ``parse_source`` takes it; anything else (an image array, None) is a one-line error."""
+    if isinstance(source, bool) or not isinstance(source, (str, int, os.PathLike)):
+        raise FcnEdgeError(f"a source is a camera index, a path or a URL, not {type(source).__name__}; "
+                           "to segment images already in memory call segment(frame)")
+    return os.fspath(source) if isinstance(source, os.PathLike) else str(source)
 
 
 def _sinks_per_source(sinks: Sequence[Any], specs: Sequence[Any]) -> list[list[Any]]:

@@ -7,6 +7,12 @@ exposes ``register(subparsers)``.  Those modules import nothing heavy at the top
 Errors a user can fix are :class:`fcn_edge.errors.FcnEdgeError`: printed as one line,
 non-zero exit, no traceback.  Anything else is reported as an internal error in one
 line too; ``--debug`` (or ``FCN_EDGE_DEBUG=1``) shows the traceback.
+
+SIGTERM is treated like Ctrl-C (:func:`terminate_as_interrupt`): ``timeout``, systemd and
+supervisors signal the whole process group, and every command abandons its work the way
+it does on Ctrl-C (atomic outputs leave no half file) and exits 130.  Commands with
+more to do on a stop (train saves a checkpoint, run finishes its video, serve stops
+Triton) install their own handlers for both signals.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -55,6 +62,9 @@ def python_too_old(command: str, version=sys.version_info) -> str | None:
 
 log = logging.getLogger("fcn_edge")
 
+# Commands that train on the CPU: their OpenMP threads sleep while they wait (fcn_edge/threads.py).
+TRAINING_COMMANDS = ("train", "demo")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -88,9 +98,36 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every command stops the same way."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+def terminate_as_interrupt() -> object | None:
+    """SIGTERM -> :class:`Terminated` in the main thread, unless someone handles it already.
+
+    Returns the handler it replaced (to restore), None when it changed nothing.
+    """
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+            return previous
+    except ValueError:  # not the main thread (main() called from a worker thread)
+        pass
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in TRAINING_COMMANDS:
+        from fcn_edge.threads import prefer_sleeping_openmp_threads
+
+        prefer_sleeping_openmp_threads()  # before the command imports torch: see fcn_edge/threads.py
     debug = args.debug or os.environ.get("FCN_EDGE_DEBUG") == "1"
     configure_logging(args.verbose, args.quiet)
     if not getattr(args, "func", None):
@@ -101,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if too_old:
         print(f"{prog}: error: {too_old}", file=sys.stderr)
         return 2
+    replaced = terminate_as_interrupt()
     try:
         result = args.func(args)
         return int(result or 0)
@@ -109,8 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("%s failed", prog)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        how = " (SIGTERM)" if isinstance(exc, Terminated) else ""
+        print(f"{prog}: interrupted{how}", file=sys.stderr)
         return 130
     except MemoryError:
         print(f"{prog}: error: out of memory; try a smaller batch, size or model", file=sys.stderr)
@@ -125,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: internal error: {type(exc).__name__}: {detail} "
               "(please report it; rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if replaced is not None:  # main() called in-process (tests, embedding): leave SIGTERM as it was
+            signal.signal(signal.SIGTERM, replaced)
 
 
 if __name__ == "__main__":  # pragma: no cover

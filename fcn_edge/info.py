@@ -82,13 +82,44 @@ def format_description(data: dict[str, Any]) -> str:
         if export.get("dynamic"):
             lines.append(f"  dynamic     {export['dynamic']}")
         lines.append(f"  source      {export.get('source_name')} (sha256 {str(export.get('source_sha256'))[:16]}...)")
+        if export.get("calibration"):
+            lines.extend(int8_lines(export["calibration"].get("keep_float"), export["calibration"].get("keep_float_searched"),
+                                    export["calibration"].get("accuracy"), export["calibration"].get("budget"), None))
     else:
         lines.append(f"  engine      {data['summary']}")
         for direction in ("inputs", "outputs"):
             for t in data["io"][direction]:
                 lines.append(f"  {direction[:-1]:<11} {t['name']} {t['dtype']} {t['shape']}")
         lines.append(f"  source      {data['source_onnx'].get('name')} (sha256 {str(data['source_onnx'].get('sha256'))[:16]}...)")
+        int8 = data.get("int8")
+        if int8:
+            lines.extend(int8_lines(int8.get("keep_float"), int8.get("keep_float_searched"), int8.get("onnx_accuracy"),
+                                    int8.get("budget"), int8.get("engine_accuracy")))
     return "\n".join(lines)
+
+
+def int8_lines(keep_float: dict | None, searched: list | None, onnx_accuracy: dict | None, budget: dict | None,
+               engine_accuracy: dict | None) -> list[str]:
+    """What an INT8 artifact says about its float layers and accuracy (calibrate's facts, build-engine --verify)."""
+    layers = sorted({layer for group in (keep_float or {}).values() for layer in group})
+    lines = [f"  keep float  {', '.join(layers) or 'none'}"
+             + (f" (the budget search added {', '.join(searched)})" if searched else "")]
+    if budget:
+        wanted = [f"mean IU drop <= {budget['max_drop']:g} pt" if budget.get("max_drop") is not None else "",
+                  f"agreement >= {budget['min_agreement']:g}%" if budget.get("min_agreement") is not None else ""]
+        lines.append(f"  budget      {' and '.join(w for w in wanted if w)}")
+    for label, figures in (("int8 onnx", onnx_accuracy), ("engine", engine_accuracy)):
+        if figures:
+            lines.append(f"  {label:<11} {_accuracy_text(figures)}")
+    return lines
+
+
+def _accuracy_text(figures: dict) -> str:
+    text = f"agreement with FP32 {100 * figures['agreement']:.2f}%"
+    if figures.get("mean_iu_drop") is not None:
+        text += (f", mean IU {100 * figures['mean_iu_fp32']:.2f} -> {100 * figures['mean_iu_int8']:.2f} "
+                 f"(drop {figures['mean_iu_drop']:.2f} pt)")
+    return text + f" on {figures.get('images')} {figures.get('kind')} images ({figures.get('measured_with', '?')})"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -27,6 +27,7 @@ INSTALL_HINTS: dict[str, str] = {
     "onnxruntime": "pip install 'fcn-edge[onnx]' (onnxruntime; or onnxruntime-gpu on a CUDA machine)",
     "onnxruntime.quantization": "pip install onnxruntime",
     "onnxscript": "pip install onnxscript",
+    "onnxconverter_common": "pip install onnxconverter-common (or fcn-edge[engine])",
     "tensorrt": "JetPack on a Jetson, or `pip install tensorrt` on a desktop with an NVIDIA driver",
     "pycuda": "pip install pycuda (needs the CUDA toolkit) or `pip install cuda-python`",
     "cuda": "pip install cuda-python",
@@ -44,6 +45,10 @@ INSTALL_HINTS: dict[str, str] = {
     "std_msgs": ROS2_HINT,
     "diagnostic_msgs": ROS2_HINT,
     "rcl_interfaces": ROS2_HINT,
+    "rosbags": "pip install 'fcn-edge[robotics]' (rosbags needs Python 3.10+)",
+    "mcap": "pip install 'fcn-edge[robotics]'",
+    "mcap_ros2": "pip install 'fcn-edge[robotics]'",
+    "foxglove": "pip install 'fcn-edge[robotics]' (foxglove-sdk: CPython 3.10+ wheels for Linux x86_64/aarch64)",
 }
 
 

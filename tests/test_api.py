@@ -131,3 +131,21 @@ def test_lazy_attribute_and_errors(tmp_path):
         fcn_edge.NotAThing  # noqa: B018
     with pytest.raises(FcnEdgeError, match="does not exist"):
         fcn_edge.Segmenter.open(tmp_path / "missing.onnx")
+
+
+def test_stream_of_an_array_or_none_is_one_sentence(tiny_onnx):
+    """stream() takes sources (index, path, URL); an image array used to reach pathlib as a 'file name too long'."""
+    from fcn_edge.errors import FcnEdgeError
+
+    with fcn_edge.Segmenter.open(tiny_onnx) as seg:
+        for bad in (np.zeros((8, 8, 3), np.uint8), None, [0, 3.5]):
+            with pytest.raises(FcnEdgeError, match=r"camera index, a path or a URL.*segment\(frame\)"):
+                list(seg.stream(bad))
+
+
+def test_a_source_too_long_for_a_path_is_one_sentence():
+    from fcn_edge.errors import SourceError
+    from fcn_edge.stream import parse_source
+
+    with pytest.raises(SourceError, match=r"cannot be a path \(File name too long\)"):
+        parse_source("x" * 5000)

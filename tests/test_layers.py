@@ -41,7 +41,7 @@ FOUNDATION = ("fcn_edge", "fcn_edge.errors", "fcn_edge.lazy", "fcn_edge.fileio")
 ARTIFACTS = ("fcn_edge.artifacts",)
 DEVICE = ("fcn_edge.runtime", "fcn_edge.stream", "fcn_edge.serve", "fcn_edge.bench", "fcn_edge.ros2",
           "fcn_edge.api", "fcn_edge.cli", "fcn_edge.cliargs", "fcn_edge.doctor", "fcn_edge.info", "fcn_edge.imaging",
-          "fcn_edge.metrics", "fcn_edge.progress", "fcn_edge.__main__")
+          "fcn_edge.metrics", "fcn_edge.progress", "fcn_edge.threads", "fcn_edge.__main__")
 BUILD = ("fcn_edge.models", "fcn_edge.data", "fcn_edge.train", "fcn_edge.eval", "fcn_edge.export", "fcn_edge.calib",
          "fcn_edge.engine", "fcn_edge.demo", "fcn_edge.checkpoint")
 

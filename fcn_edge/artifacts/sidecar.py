@@ -27,8 +27,12 @@ Schema (``schema_version`` 1)::
                 "network_flags": [...], "builder_flags": [...], "profile": [...],
                 "build_seconds": 312.5, "cache_key": "..." | null, "warnings": [...]},
       "model": {...ModelInfo.to_dict(): arch, classes, palette, preprocessing...} | null,
-      "export": {...the ONNX's fcn_edge.export facts...}
-    }
+      "export": {...the ONNX's fcn_edge.export facts...},
+      "int8": {"keep_float": {"ConvTranspose": [...], ...}, "keep_float_searched": ["conv3_2"],
+               "onnx_accuracy": {...measured by fcn-edge calibrate, ONNX Runtime CPU...} | null,
+               "budget": {"max_drop": 0.5, "min_agreement": null} | null,
+               "engine_accuracy": {...this engine vs the FP32 ONNX, build-engine --verify...} | null}
+    }                                 # "int8" only in INT8 engines' sidecars
 
 Writing is atomic *as a pair* (:func:`write_engine_and_sidecar`): the engine and the
 sidecar are both written to temporary files in the destination folder and fsynced,
@@ -75,8 +79,10 @@ def make_sidecar(*, engine_bytes: bytes, engine_name: str, trt_version: "TrtVers
                  precision: str, io: dict[str, list[dict[str, Any]]], source_name: str, source_sha256: str,
                  source_opset: int, build: dict[str, Any], version_compatible: bool, exclude_lean_runtime: bool,
                  hardware_compat: str, dla_core: int | None, gpu_fallback: bool,
-                 model: dict[str, Any] | None, export: dict[str, Any] | None) -> dict[str, Any]:
+                 model: dict[str, Any] | None, export: dict[str, Any] | None,
+                 int8: dict[str, Any] | None = None) -> dict[str, Any]:
     """The sidecar dictionary (see the module docstring for the schema)."""
+    extra = {} if int8 is None else {"int8": int8}
     return {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -93,6 +99,7 @@ def make_sidecar(*, engine_bytes: bytes, engine_name: str, trt_version: "TrtVers
         "build": build,
         "model": model,
         "export": export or {},
+        **extra,
     }
 
 
@@ -151,6 +158,11 @@ class EngineSidecar:
     @property
     def outputs(self) -> list[dict[str, Any]]:
         return list(self.data["io"]["outputs"])
+
+    @property
+    def int8(self) -> dict[str, Any] | None:
+        """Keep-float set and accuracy of an INT8 engine (calibrate's facts, build-engine --verify's figures)."""
+        return self.data.get("int8")
 
     @property
     def cache_key(self) -> str | None:
@@ -232,7 +244,39 @@ def _schema_problem(data: dict[str, Any]) -> str | None:
     for key in ("model", "export", "build"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"{key} must be null or a mapping"
+    return _int8_problem(data.get("int8"))
+
+
+def _int8_problem(int8: Any) -> str | None:
+    """What is wrong with the optional ``int8`` entry (keep-float set, accuracy figures), or None."""
+    if int8 is None:
+        return None
+    if not isinstance(int8, dict):
+        return "int8 must be null or a mapping"
+    keep = int8.get("keep_float", {})
+    if not isinstance(keep, dict) or not all(isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v)
+                                             for k, v in keep.items()):
+        return "int8.keep_float must map keep-float items to lists of layer names"
+    searched = int8.get("keep_float_searched", [])
+    if not isinstance(searched, list) or not all(isinstance(x, str) for x in searched):
+        return "int8.keep_float_searched must be a list of layer names"
+    for key in ("onnx_accuracy", "engine_accuracy", "budget"):
+        value = int8.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"int8.{key} must be null or a mapping"
+    for key in ("onnx_accuracy", "engine_accuracy"):
+        figures = int8.get(key) or {}
+        agreement = figures.get("agreement")
+        if agreement is not None and (not _is_number(agreement) or not 0.0 <= agreement <= 1.0):
+            return f"int8.{key}.agreement must be a fraction between 0 and 1, not {agreement!r}"
+        for name in ("mean_iu_fp32", "mean_iu_int8", "mean_iu_drop"):
+            if figures.get(name) is not None and not _is_number(figures[name]):
+                return f"int8.{key}.{name} must be a number or null, not {figures[name]!r}"
     return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def read_sidecar(path: "str | Path") -> EngineSidecar:

@@ -42,6 +42,11 @@ def register(subparsers) -> None:
     run.add_argument("--in-flight", type=int, default=1, metavar="K",
                      help="also run pipelined with K batches in flight (submit/result) where the backend overlaps work")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic frames (default 0)")
+    run.add_argument("--images", metavar="SOURCE",
+                     help="real frames instead of synthetic ones (a folder, glob, video or image, as run --source "
+                          "reads): timed batches come from them and --check-agreement is measured on them")
+    run.add_argument("--max-images", type=int, default=100, metavar="N",
+                     help="frames read from --images for agreement (default 100)")
     opts = p.add_argument_group("backend options (shared)")
     opts.add_argument("--device", help="PyTorch device: cpu, cuda, cuda:1")
     opts.add_argument("--precision", choices=("fp32", "fp16"), help="PyTorch precision (fp16 = autocast on CUDA)")
@@ -74,7 +79,8 @@ def build_config(args):
     return BenchConfig(
         iterations=args.iterations, seconds=args.seconds, warmup=args.warmup, warmup_seconds=args.warmup_seconds,
         batches=parse_batches(args.batch) if args.batch else None, size=parse_size(args.size) if args.size else None,
-        in_flight=args.in_flight, seed=args.seed, check_agreement=args.check_agreement, compare=args.compare,
+        in_flight=args.in_flight, seed=args.seed, check_agreement=args.check_agreement,
+        images=args.images, max_images=args.max_images, compare=args.compare,
         options=options, keep_going=args.keep_going)
 
 

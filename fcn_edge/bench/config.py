@@ -77,6 +77,8 @@ class BenchConfig:
     in_flight: int = 1
     seed: int = 0
     check_agreement: bool = False
+    images: str | None = None           # real frames (anything run --source reads) instead of synthetic ones
+    max_images: int = 100               # how many of them agreement is measured on
     compare: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     keep_going: bool = False
@@ -105,6 +107,8 @@ class BenchConfig:
                 raise BenchConfigError(f"--size must be positive, got {self.size[0]}x{self.size[1]}")
         if self.in_flight < 1:
             raise BenchConfigError(f"--in-flight must be at least 1, got {self.in_flight}")
+        if self.max_images < 1:
+            raise BenchConfigError(f"--max-images must be at least 1, got {self.max_images}")
 
     @property
     def duration_mode(self) -> bool:
@@ -133,6 +137,7 @@ class BenchConfig:
             "min_iterations": self.min_iterations, "warmup": self.warmup, "warmup_seconds": self.warmup_seconds,
             "batches": list(self.batches) if self.batches else None, "size": list(self.size) if self.size else None,
             "in_flight": self.in_flight, "seed": self.seed, "check_agreement": self.check_agreement,
+            "images": self.images, "max_images": self.max_images if self.images else None,
             "compare": self.compare, "options": {k: _jsonable(v) for k, v in self.options.items()},
         }
 

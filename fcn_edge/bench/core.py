@@ -295,7 +295,9 @@ def bench_runner(runner, config: BenchConfig, *, label: str, index: int = 0, res
         if problem:
             rows += [BenchRow(label, index, backend, batch, mode, k, size, skipped=problem) for mode, k in modes]
             continue
-        frames = synthetic_frames(batch, size[0], size[1], seed=config.seed)
+        real = load_real_frames(config.images, size, config.max_images) if config.images else None
+        frames = (timed_batch(real, batch) if real is not None
+                  else synthetic_frames(batch, size[0], size[1], seed=config.seed))
         sync_row = BenchRow(label, index, backend, batch, SYNC, 1, size, io_bytes_per_frame=io_bytes)
         warm, first_labels = _warm_up(runner, frames, config)
         sampler.sample()
@@ -331,6 +333,8 @@ def bench_runner(runner, config: BenchConfig, *, label: str, index: int = 0, res
                 "process_max_rss_mb": _mb(max_rss_bytes())}
         device = _device_memory(runner)
         agreement = None
+        if reference_labels is not None and real is not None:
+            labels = labels_on(runner, real, batch)   # every real frame, not only the timed batch
         if reference_labels is not None and labels is not None:
             key = (batch, size[0], size[1])
             if index == 0:
@@ -343,12 +347,57 @@ def bench_runner(runner, config: BenchConfig, *, label: str, index: int = 0, res
                 else:
                     agreement = {"reference": reference_label,
                                  "pixel_agreement": round(_pixel_agreement(labels, reference), 6),
-                                 "pixels": int(np.asarray(labels).size)}
+                                 "pixels": int(np.asarray(labels).size),
+                                 "frames": agreement_frames_text(config, len(labels))}
         for row in rows:
             if row.batch == batch and row.ran:
                 row.host_memory, row.device_memory = dict(host), dict(device)
                 row.agreement = agreement
     return rows
+
+
+def load_real_frames(source: str, size: tuple[int, int], limit: int) -> list[np.ndarray]:
+    """Up to ``limit`` frames from ``source`` (what ``run --source`` reads), resized as the runner resizes."""
+    from fcn_edge.errors import SourceError
+    from fcn_edge.runtime.resize import resize_frame
+    from fcn_edge.stream.sources import SourceOptions, open_source
+
+    reader = open_source(source, SourceOptions())
+    frames: list[np.ndarray] = []
+    try:
+        while len(frames) < limit:
+            frame = reader.read()
+            if frame is None:
+                break
+            frames.append(resize_frame(frame.image, size))
+    finally:
+        reader.close()
+    if not frames:
+        raise SourceError(f"--images {source}: no frame could be read from it")
+    return frames
+
+
+def timed_batch(frames: list[np.ndarray], batch: int) -> np.ndarray:
+    """The fixed batch the timed runs use: the first ``batch`` real frames (repeated when fewer)."""
+    return np.stack([frames[i % len(frames)] for i in range(batch)])
+
+
+def labels_on(runner, frames: list[np.ndarray], batch: int) -> np.ndarray:
+    """The runner's labels for every frame, ``batch`` at a time (the last batch padded, padding dropped)."""
+    out = []
+    for start in range(0, len(frames), batch):
+        chunk = frames[start:start + batch]
+        real = len(chunk)
+        chunk = chunk + [chunk[-1]] * (batch - real)
+        out.append(np.asarray(runner.infer(np.stack(chunk)).labels)[:real])
+    return np.concatenate(out)
+
+
+def agreement_frames_text(config: BenchConfig, count: int) -> str:
+    """What agreement was measured on, for the table's footnote and the JSON."""
+    if config.images:
+        return f"{count} frame(s) from {config.images}"
+    return f"{count} synthetic noise frame(s) (seed {config.seed}); --images measures it on real frames"
 
 
 def _pixel_agreement(a: np.ndarray, b: np.ndarray) -> float:

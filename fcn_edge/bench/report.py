@@ -13,7 +13,7 @@ The JSON (``schema: fcn-edge.bench/1``)::
                timings_ms: {backend key: same summary}, host_memory: {rss_peak_mb, rss_before_open_mb,
                process_max_rss_mb}, device_memory: {bytes, mb, parts, source} | {},
                io_bytes_per_frame: {input: {name: B}, outputs: {name: B}, in, out, total},
-               agreement: null | {reference, pixel_agreement, pixels},
+               agreement: null | {reference, pixel_agreement, pixels, frames (what it was measured on)},
                vs_first: null | {reference, latency_p50, fps}}],
      "notes": [...]}
 """
@@ -54,8 +54,10 @@ DEFINITIONS: dict[str, str] = {
     "io_bytes_per_frame": "bytes of the model's declared input and outputs per frame at the network size: what "
                           "crosses host<->device on a GPU backend (uint8 frames in and labels out vs float input "
                           "and logits for raw I/O); 1 MB = 10^6 bytes",
-    "agreement": "fraction of label pixels equal to the first model's labels on the same synthetic frames (first "
-                 "inference at the same batch size and input size)",
+    "agreement": "fraction of label pixels equal to the first model's labels on the same frames at the same batch "
+                 "size and input size: synthetic noise frames (one batch) unless --images gives real ones (every "
+                 "frame read, up to --max-images); noise frames give lower figures than eval and calibrate report, "
+                 "which measure on real images",
     "vs_first": "ratios to the first model at the same batch size, mode and input size: latency_p50 = p50 / first "
                 "p50 (below 1 is faster), fps = FPS / first FPS (above 1 is faster)",
     "frames": "deterministic synthetic frames (fcn_edge.runtime.synthetic.synthetic_frames with the run's seed), one fixed "
@@ -137,9 +139,10 @@ class BenchReport:
         """The table(s) with what the numbers include underneath (what ``fcn-edge bench`` prints)."""
         lines: list[str] = []
         show_agreement = self.config.check_agreement and len(self.models) > 1
+        agreement_on = "real frames" if self.config.images else "synthetic frames"
         if self.config.compare:
             lines += _table([r for r in self.rows if r.ran], self.models, with_model=True,
-                            agreement=show_agreement, ratios=True)
+                            agreement=show_agreement, ratios=True, agreement_on=agreement_on)
         else:
             for model in self.models:
                 rows = [r for r in self.rows if r.model_index == model.index and r.ran]
@@ -149,7 +152,7 @@ class BenchReport:
                 lines.append("")
                 if rows:
                     lines += _table(rows, self.models, with_model=False, agreement=show_agreement and model.index > 0,
-                                    ratios=False)
+                                    ratios=False, agreement_on=agreement_on)
                 else:
                     lines.append("(nothing ran)")
                 lines.append("")
@@ -231,6 +234,8 @@ class BenchReport:
         lines.append(f"- I/O per frame (in + out): {DEFINITIONS['io_bytes_per_frame']}")
         if self.config.check_agreement and len(self.models) > 1:
             lines.append(f"- agreement: {DEFINITIONS['agreement']}")
+            measured = dict.fromkeys(r.agreement["frames"] for r in self.rows if (r.agreement or {}).get("frames"))
+            lines += [f"  - measured on {text}" for text in measured]
         if self.config.compare and len(self.models) > 1:
             lines.append(f"- vs first: {DEFINITIONS['vs_first']}")
         return lines
@@ -284,12 +289,13 @@ def _gpu_cell(row: BenchRow) -> str:
     return "-" if mb is None else f"{mb:.0f} MB"
 
 
-def _table(rows: list[BenchRow], models: list[ModelResult], *, with_model: bool, agreement: bool, ratios: bool) -> list[str]:
+def _table(rows: list[BenchRow], models: list[ModelResult], *, with_model: bool, agreement: bool, ratios: bool,
+           agreement_on: str = "synthetic frames") -> list[str]:
     header = (["model", "backend"] if with_model else []) + [
         "batch", "mode", "size", "iters", "p50 ms", "p95 ms", "p99 ms", "FPS", "backend p50 ms", "host RSS peak",
         "GPU mem", "I/O per frame"]
     if agreement:
-        header.append("agreement")
+        header.append(f"agreement ({agreement_on})")
     if ratios:
         header += ["p50 vs first", "FPS vs first"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]

@@ -13,6 +13,10 @@ Public API (nothing heavy is imported until used)::
     from fcn_edge.calib import read_cache, cache_text     # TensorRT calibration cache I/O
     from fcn_edge.calib import check_qdq_graph            # TensorRT's Q/DQ rules on any ONNX
 
+    from fcn_edge.calib import calibrate_within_budget    # INT8 within an accuracy budget
+    search = calibrate_within_budget("export/fcn8s.onnx", "data/synth", val="data/synth", max_drop=0.5)
+    search.chosen_step.keep_float  # the layers the search kept float; search.table() its steps
+
 ``calibrate_onnx(onnx_path, images, output=None, *, target=None, config=None, show_progress=True,
 emit=None, scratch=None, **config_fields) -> CalibrationReport`` is also what
 ``fcn-edge build-engine --calib SOURCE`` calls.
@@ -37,6 +41,10 @@ _LAZY = {
     "write_cache": "fcn_edge.calib.trt_cache",
     "cache_text": "fcn_edge.calib.trt_cache",
     "CalibrationCache": "fcn_edge.calib.trt_cache",
+    "calibrate_within_budget": "fcn_edge.calib.budget",
+    "Budget": "fcn_edge.calib.budget",
+    "BudgetNotMet": "fcn_edge.calib.budget",
+    "BudgetSearch": "fcn_edge.calib.budget",
     "check_qdq_graph": "fcn_edge.calib.qdq",
     "fix_qdq_graph": "fcn_edge.calib.qdq",
     "collect_images": "fcn_edge.calib.sources",

@@ -92,12 +92,17 @@ def load_labelled(path: str | Path, maker, *, split: str | None, limit: int | No
 
 # --------------------------------------------------------------------------- running
 
-def predict(model_path: str | Path, frames: Sequence[np.ndarray], *, threads: int | None = None) -> list[np.ndarray]:
-    """Label maps ``[H, W]`` of each frame through the deployed ONNX Runtime runner (CPU)."""
+def predict(model_path: str | Path, frames: Sequence[np.ndarray], *, threads: int | None = None,
+            opener: Callable[[Path], Any] | None = None) -> list[np.ndarray]:
+    """Label maps ``[H, W]`` of each frame through the deployed ONNX Runtime runner (CPU).
+
+    ``opener(path)`` returns another runner (build-engine --verify passes TensorRT's).
+    """
     from fcn_edge.calib.sources import frames_as_batches
     from fcn_edge.runtime import open_runner
 
-    with open_runner(model_path, providers="cpu", intra_op_threads=threads) as runner:
+    opened = opener(Path(model_path)) if opener else open_runner(model_path, providers="cpu", intra_op_threads=threads)
+    with opened as runner:
         batch = runner.io.batch or 1
         labels: list[np.ndarray] = []
         for stacked in frames_as_batches(list(frames), batch):

@@ -19,12 +19,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -67,6 +68,7 @@ class CalibrationReport:
     warnings: list[str] = field(default_factory=list)
     accuracy: Any = None               # fcn_edge.calib.accuracy.AccuracyReport or None
     seconds: dict[str, float] = field(default_factory=dict)
+    extra_json: dict = field(default_factory=dict, repr=False)  # what the ranges JSON is written from
 
     def __fspath__(self) -> str:
         return str(self.output)
@@ -121,22 +123,106 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
     ``emit`` receives progress lines (default: the ``fcn_edge.calib`` logger).
     Returns a :class:`CalibrationReport` (``report.output`` is the written path).
     """
+    config = resolve_config(config, target, options)
+    with open_run(onnx_path, images, output, config, show_progress=show_progress, emit=emit, scratch=scratch) as run:
+        quantized = quantize(run, config.resolved_keep_float, run.tmp / "int8.onnx")
+        report = write_outputs(run, quantized)
+        if run.accuracy_on:
+            measure_accuracy(run, quantized, report)
+        report.seconds = run.timings
+        return report
+
+
+def resolve_config(config: CalibrationConfig | None, target: str | None, options: dict[str, Any]) -> CalibrationConfig:
+    """``config`` with ``target`` and keyword overrides applied (the API's calling convention)."""
     config = config or CalibrationConfig()
     overrides = dict(options)
     if target is not None:
         overrides["target"] = target
-    if overrides:
-        config = config.replace(**overrides)
-    say = emit or log.info
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
+    return config.replace(**overrides) if overrides else config
 
-    def lap(name: str) -> None:
-        nonlocal clock
+
+@dataclass
+class CalibrationRun:
+    """What every quantization of one model on one image set shares: the prepared graph, images, ranges.
+
+    Made by :func:`open_run`; :func:`quantize` turns it into Q/DQ graphs for any keep-float
+    set (cheap: the ranges are computed once), :func:`write_outputs` writes one of them.
+    The INT8 budget search (:mod:`fcn_edge.calib.budget`) quantizes it many times.
+    """
+
+    source: Path
+    info: Any
+    facts: Any
+    config: CalibrationConfig
+    images: str | Path
+    output: Path
+    cache_path: Path
+    json_path: Path
+    tmp: Path
+    say: Callable[[str], None]
+    show_progress: bool
+    model: Any = None                  # the prepared FP32 ModelProto (shapes inferred)
+    prepared: Path | None = None       # ... saved for the quantizer
+    regions: Any = None
+    opset: int = 0
+    folded: int = 0
+    calib_set: Any = None
+    labelled: Any = None
+    batches: list = field(default_factory=list)
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None
+    ranges: Any = None                 # TensorRanges (ONNX Runtime quantizer) once computed
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    _clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def accuracy_on(self) -> bool:
+        return self.config.accuracy is True or self.config.accuracy == "auto"
+
+    def lap(self, name: str) -> None:
         now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - clock
-        clock = now
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._clock
+        self._clock = now
 
+
+@dataclass
+class Quantized:
+    """One Q/DQ graph of a run: which layers stayed float and what TensorRT's rules checker found."""
+
+    path: Path
+    qdq: Any
+    keep_nodes: list[str]
+    keep_by_item: dict[str, list[str]]
+    excluded: list[str]
+    fixes: list[str]
+    summary: Any
+
+
+@contextlib.contextmanager
+def open_run(onnx_path: str | Path, images: str | Path, output: str | Path | None, config: CalibrationConfig, *,
+             show_progress: bool = True, emit: Callable[[str], None] | None = None,
+             scratch: str | Path | None = None) -> Iterator[CalibrationRun]:
+    """Check the request, prepare the graph, collect the images and compute the ranges (steps 1-4)."""
+    source, info, facts, output_path = _check_request(onnx_path, output, config)
+    cache_path, json_path = sidecar_paths(output_path)
+    require("onnx", purpose="to calibrate ONNX models")
+    require("onnxruntime.quantization", purpose="to calibrate ONNX models")
+    with scratch_directory("calibrate", scratch) as tmp:
+        run = CalibrationRun(source, info, facts, config, images, output_path, cache_path, json_path, Path(tmp),
+                             emit or log.info, show_progress)
+        _prepare_graph(run)
+        run.lap("prepare")
+        _collect_images(run)
+        run.lap("collect")
+        if config.quantizer == "ort":
+            _compute_ranges(run)
+            run.lap("calibrate")
+        yield run
+
+
+def _check_request(onnx_path: str | Path, output: str | Path | None, config: CalibrationConfig):
+    """(source, ModelInfo, export facts, output path) after refusing what cannot be calibrated or written."""
     source = require_file(onnx_path, "ONNX model", ArtifactError)
     from fcn_edge.export import read_onnx_metadata
 
@@ -150,186 +236,227 @@ def calibrate_onnx(onnx_path: str | Path, images: str | Path, output: str | Path
     if output_path.resolve() == source.resolve():
         raise FcnEdgeError(f"-o {output_path} is the input model; give another file name for the INT8 ONNX")
     check_writable_destination(output_path)
-    cache_path, json_path = sidecar_paths(output_path)
     if config.quantizer == "modelopt":
         from fcn_edge.calib.modelopt_backend import require_modelopt
 
         require_modelopt()
     if config.val is not None and not Path(config.val).exists():
         raise FcnEdgeError(f"--val {config.val} does not exist; give a labelled dataset folder")
+    return source, info, facts, output_path
 
+
+def _prepare_graph(run: CalibrationRun) -> None:
+    """Step 1-2: named nodes, FP32 weights, the target's opset, shapes inferred, regions found."""
     onnx = require("onnx", purpose="to calibrate ONNX models")
-    require("onnxruntime.quantization", purpose="to calibrate ONNX models")
     from fcn_edge.calib import graph as G
 
-    with scratch_directory("calibrate", scratch) as tmp:
-        # ---------------------------------------------------------------- 1. prepare the FP32 graph
-        try:
-            model = onnx.load(str(source))
-        except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and friends
-            raise ArtifactError(f"cannot load {source} as ONNX: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-        G.check_quantizable(model, source)
-        G.ensure_node_names(model)
-        folded = G.fold_half_weights(model)
-        if folded:
-            say(f"  {folded} FP16-stored weights restored to FP32 before quantization")
-        opset = _fit_opset(model, config, source)
-        model = onnx.shape_inference.infer_shapes(model)
-        prepared = tmp / "fp32.onnx"
-        onnx.save(model, str(prepared))
-        regions = G.find_regions(model)
-        if regions.logits is None:
-            raise ArtifactError(f"{source}: cannot find the logits tensor the outputs are computed from; "
-                                "re-export it with fcn-edge export")
-        keep_nodes, keep_by_item = G.resolve_keep_float(model, regions, config.resolved_keep_float)
-        excluded = list(dict.fromkeys(regions.protected + keep_nodes))
-        op_types = sorted({n.op_type for n in model.graph.node})
-        lap("prepare")
+    try:
+        model = onnx.load(str(run.source))
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and friends
+        raise ArtifactError(f"cannot load {run.source} as ONNX: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    G.check_quantizable(model, run.source)
+    G.ensure_node_names(model)
+    run.folded = G.fold_half_weights(model)
+    if run.folded:
+        run.say(f"  {run.folded} FP16-stored weights restored to FP32 before quantization")
+    run.opset = _fit_opset(model, run.config, run.source)
+    run.model = onnx.shape_inference.infer_shapes(model)
+    run.prepared = run.tmp / "fp32.onnx"
+    onnx.save(run.model, str(run.prepared))
+    run.regions = G.find_regions(run.model)
+    if run.regions.logits is None:
+        raise ArtifactError(f"{run.source}: cannot find the logits tensor the outputs are computed from; "
+                            "re-export it with fcn-edge export")
 
-        # ---------------------------------------------------------------- 3. images
-        from fcn_edge.calib.sources import FrameMaker, collect_images, frames_as_batches
 
-        order = facts.input_channel_order if facts.io == "frames" else info.preprocessing.input_channel_order
-        size = tuple(facts.size)
-        maker = FrameMaker(size, order)
-        accuracy_on = config.accuracy is True or config.accuracy == "auto"
-        held_out = config.eval_images if accuracy_on and config.val is None else 0
-        labelled = None
-        if accuracy_on and config.val is not None:
-            from fcn_edge.calib.accuracy import load_labelled
+def _collect_images(run: CalibrationRun) -> None:
+    """Step 3: the calibration images (and the labelled --val set) exactly as the deployed model sees them."""
+    from fcn_edge.calib.sources import FrameMaker, collect_images, frames_as_batches
 
-            labelled = load_labelled(config.val, maker, split=config.val_split, limit=config.max_val_images,
-                                     num_classes=info.num_classes, show_progress=show_progress)
-        calib_set = collect_images(images, config.num_images, maker, split=config.split, held_out=held_out,
-                                   show_progress=show_progress)
-        warnings: list[str] = []
-        if len(calib_set) < FEW_IMAGES:
-            warnings.append(f"only {len(calib_set)} calibration images (fewer than {FEW_IMAGES}): ranges from so few "
+    config, facts, info = run.config, run.facts, run.info
+    order = facts.input_channel_order if facts.io == "frames" else info.preprocessing.input_channel_order
+    maker = FrameMaker(tuple(facts.size), order)
+    held_out = config.eval_images if run.accuracy_on and config.val is None else 0
+    if run.accuracy_on and config.val is not None:
+        from fcn_edge.calib.accuracy import load_labelled
+
+        run.labelled = load_labelled(config.val, maker, split=config.val_split, limit=config.max_val_images,
+                                     num_classes=info.num_classes, show_progress=run.show_progress)
+    run.calib_set = calib_set = collect_images(run.images, config.num_images, maker, split=config.split,
+                                               held_out=held_out, show_progress=run.show_progress)
+    if len(calib_set) < FEW_IMAGES:
+        run.warnings.append(f"only {len(calib_set)} calibration images (fewer than {FEW_IMAGES}): ranges from so few "
                             "images are unreliable; give a few hundred representative images")
-            log.warning("WARNING: %s", warnings[-1])
-        if calib_set.report.count:
-            warnings.append(f"{calib_set.report.count} bad image(s) in {images} were skipped (see the log)")
-        batch = facts.batch or 1
-        batches = frames_as_batches(calib_set.frames, batch)
-        prepare = None
-        if facts.io == "raw":
-            from fcn_edge.runtime.preprocess import frames_to_raw
+        log.warning("WARNING: %s", run.warnings[-1])
+    if calib_set.report.count:
+        run.warnings.append(f"{calib_set.report.count} bad image(s) in {run.images} were skipped (see the log)")
+    run.batches = frames_as_batches(calib_set.frames, facts.batch or 1)
+    if facts.io == "raw":
+        from fcn_edge.runtime.preprocess import frames_to_raw
 
-            def prepare(frames: np.ndarray) -> np.ndarray:
-                return frames_to_raw(frames, info.preprocessing)
-        lap("collect")
+        def prepare(frames: np.ndarray) -> np.ndarray:
+            return frames_to_raw(frames, info.preprocessing)
 
-        # ---------------------------------------------------------------- 4-5. ranges and Q/DQ
-        qdq_path = tmp / "int8.onnx"
-        ranges = None
-        if config.quantizer == "ort":
-            from fcn_edge.calib.quantize import quantize_with_ranges
-            from fcn_edge.calib.ranges import compute_ranges
+        run.prepare = prepare
 
-            ranges = compute_ranges(prepared, facts.input, batches, method=config.method,
-                                    percentile=config.percentile, histogram_bins=config.resolved_histogram_bins,
-                                    quantized_bins=config.quantized_bins, budget_mib=config.memory_budget_mib,
-                                    shape_model=model, show_progress=show_progress, images=len(calib_set),
-                                    scratch=tmp, prepare=prepare,
-                                    tensors=G.float_activation_tensors(model, regions.body))
-            lap("calibrate")
-            say(f"  quantizing with ONNX Runtime quantize_static ({len(regions.protected)} pre/post-processing nodes "
+
+def _compute_ranges(run: CalibrationRun) -> None:
+    """Step 4: every float activation's range with ONNX Runtime's calibrator, once per run."""
+    from fcn_edge.calib import graph as G
+    from fcn_edge.calib.ranges import compute_ranges
+
+    config = run.config
+    run.ranges = compute_ranges(run.prepared, run.facts.input, run.batches, method=config.method,
+                                percentile=config.percentile, histogram_bins=config.resolved_histogram_bins,
+                                quantized_bins=config.quantized_bins, budget_mib=config.memory_budget_mib,
+                                shape_model=run.model, show_progress=run.show_progress, images=len(run.calib_set),
+                                scratch=run.tmp, prepare=run.prepare,
+                                tensors=G.float_activation_tensors(run.model, run.regions.body),
+                                label=f"{run.output.name} ({config.placement} Q/DQ placement)")
+
+
+def quantize(run: CalibrationRun, keep_float: Sequence[str], qdq_path: Path, *, placement: str | None = None) -> Quantized:
+    """Step 5: the Q/DQ graph with ``keep_float`` (layers, nodes, op types) left float, checked against TensorRT's rules.
+
+    ``placement`` overrides the config's (the budget search times the ``onnxruntime``
+    placement, the one ONNX Runtime's CPU kernels run in INT8).
+    """
+    from fcn_edge.calib import graph as G
+
+    onnx = require("onnx", purpose="to calibrate ONNX models")
+    config, regions = run.config, run.regions
+    placement = placement or config.placement
+    keep_nodes, keep_by_item = G.resolve_keep_float(run.model, regions, keep_float)
+    excluded = list(dict.fromkeys(regions.protected + keep_nodes))
+    if config.quantizer == "ort":
+        from fcn_edge.calib.quantize import quantize_with_ranges
+
+        run.say(f"  quantizing with ONNX Runtime quantize_static ({len(regions.protected)} pre/post-processing nodes "
                 f"and {len(keep_nodes)} kept-float layers left out)")
-            overrides = {"OpTypesToExcludeOutputQuantization": []} if config.placement == "onnxruntime" else None
-            quantize_with_ranges(prepared, qdq_path, ranges, nodes_to_exclude=excluded, op_types_in_graph=op_types,
-                                 scratch=tmp, option_overrides=overrides)
-        else:
-            from fcn_edge.calib.modelopt_backend import quantize_with_modelopt
+        overrides = {"OpTypesToExcludeOutputQuantization": []} if placement == "onnxruntime" else None
+        quantize_with_ranges(run.prepared, qdq_path, run.ranges, nodes_to_exclude=excluded,
+                             op_types_in_graph=sorted({n.op_type for n in run.model.graph.node}), scratch=run.tmp,
+                             option_overrides=overrides)
+    else:
+        from fcn_edge.calib.modelopt_backend import quantize_with_modelopt
 
-            feed = [prepare(b) if prepare else b for b in batches]
-            quantize_with_modelopt(prepared, qdq_path, input_name=facts.input, batches=feed, method=config.method,
-                                   nodes_to_exclude=excluded, op_types_to_quantize=QUANTIZED_OP_TYPES, opset=opset)
-            lap("calibrate")
-        qdq = onnx.load(str(qdq_path))
-        from fcn_edge.calib.qdq import check_qdq_graph, fix_qdq_graph
+        feed = [run.prepare(b) if run.prepare else b for b in run.batches]
+        quantize_with_modelopt(run.prepared, qdq_path, input_name=run.facts.input, batches=feed, method=config.method,
+                               nodes_to_exclude=excluded, op_types_to_quantize=QUANTIZED_OP_TYPES, opset=run.opset)
+    qdq = onnx.load(str(qdq_path))
+    fixes, summary = _check_rules(run, qdq, keep_nodes)
+    if run.ranges is None:
+        run.ranges = _ranges_from_qdq(qdq, config.method)
+    run.lap("quantize")
+    return Quantized(qdq_path, qdq, keep_nodes, keep_by_item, excluded, fixes, summary)
 
-        fixes = fix_qdq_graph(qdq, protected=regions.protected)
-        protected_ops = {n.name: n.op_type for n in model.graph.node if n.name in set(regions.protected)}
-        must_quantize = [layer.node for layer in regions.layers
-                         if layer.node not in set(keep_nodes) and layer.op_type in ("Conv", "ConvTranspose")]
-        summary = check_qdq_graph(qdq, max_opset=config.max_opset, protected=regions.protected,
-                                  protected_ops=protected_ops, require_quantized=must_quantize)
-        if not summary.ok:
-            shown = "; ".join(str(i) for i in summary.issues[:3])
-            more = f" (and {len(summary.issues) - 3} more)" if len(summary.issues) > 3 else ""
-            raise ArtifactError(f"the quantized graph breaks TensorRT's Q/DQ rules: {shown}{more}; nothing was written "
-                                "(please report this with the model's export command)")
-        if ranges is None:
-            ranges = _ranges_from_qdq(qdq, config.method)
-        lap("quantize")
 
-        # ---------------------------------------------------------------- 5. metadata, verify, write
-        calibration_facts = {
-            "method": config.method, "percentile": config.percentile if config.method == "percentile" else None,
-            "target": config.target, "quantizer": config.quantizer, "placement": config.placement,
-            "images": len(calib_set),
-            "images_source": str(images), "images_sha256": calib_set.sha256,
-            "keep_float": {k: [regions.layer_of(n) for n in v] for k, v in keep_by_item.items()},
-            "excluded_nodes": excluded, "source_onnx_sha256": sha256_file(source), "source_onnx_name": source.name,
-            "ranges_json": json_path.name, "cache": cache_path.name if config.writes_cache else None,
-            "fixes": fixes,
-        }
-        from fcn_edge.export import apply_metadata
-        from fcn_edge.export.passes import pin_ir_version
+def _check_rules(run: CalibrationRun, qdq, keep_nodes: list[str]):
+    """Repair what the quantizer gets wrong for TensorRT, then refuse a graph that still breaks its Q/DQ rules."""
+    from fcn_edge.calib.qdq import check_qdq_graph, fix_qdq_graph
 
-        pin_ir_version(qdq)  # the lowest IR the opset needs, as the export does (older runtimes refuse new IRs)
-        apply_metadata(qdq, info, facts.replace(precision="int8-qdq", opset=G.default_opset(qdq),
-                                                calibration=calibration_facts))
-        with atomic_path(output_path) as tmp_out:
-            onnx.save(qdq, str(tmp_out))
-            _verify_runs(tmp_out, facts.input, batches[0], prepare)
-        lap("write")
+    regions = run.regions
+    fixes = fix_qdq_graph(qdq, protected=regions.protected)
+    protected_ops = {n.name: n.op_type for n in run.model.graph.node if n.name in set(regions.protected)}
+    must_quantize = [layer.node for layer in regions.layers
+                     if layer.node not in set(keep_nodes) and layer.op_type in ("Conv", "ConvTranspose")]
+    summary = check_qdq_graph(qdq, max_opset=run.config.max_opset, protected=regions.protected,
+                              protected_ops=protected_ops, require_quantized=must_quantize)
+    if not summary.ok:
+        shown = "; ".join(str(i) for i in summary.issues[:3])
+        more = f" (and {len(summary.issues) - 3} more)" if len(summary.issues) > 3 else ""
+        raise ArtifactError(f"the quantized graph breaks TensorRT's Q/DQ rules: {shown}{more}; nothing was written "
+                            "(please report this with the model's export command)")
+    return fixes, summary
 
-        # ---------------------------------------------------------------- 6. cache and ranges JSON
-        cache_tensors = _cache_tensors(model, qdq, regions, excluded, ranges)
-        written_cache = None
-        if config.writes_cache:
-            from fcn_edge.calib.trt_cache import write_cache
 
-            written_cache = write_cache(cache_path, {t: ranges.amax(t) for t in cache_tensors},
-                                        trt_version=config.cache_version, method=config.method)
+def calibration_facts(run: CalibrationRun, quantized: Quantized) -> dict[str, Any]:
+    """The ``calibration`` entry of the INT8 ONNX's export facts (the budget search adds to it)."""
+    config, regions = run.config, run.regions
+    return {
+        "method": config.method, "percentile": config.percentile if config.method == "percentile" else None,
+        "target": config.target, "quantizer": config.quantizer, "placement": config.placement,
+        "images": len(run.calib_set),
+        "images_source": str(run.images), "images_sha256": run.calib_set.sha256,
+        "keep_float": {k: [regions.layer_of(n) for n in v] for k, v in quantized.keep_by_item.items()},
+        "excluded_nodes": quantized.excluded, "source_onnx_sha256": sha256_file(run.source),
+        "source_onnx_name": run.source.name,
+        "ranges_json": run.json_path.name, "cache": run.cache_path.name if config.writes_cache else None,
+        "fixes": quantized.fixes,
+    }
 
-        report = CalibrationReport(
-            output=output_path, source_onnx=source, cache=written_cache, ranges_json=json_path,
-            method=config.method, target=config.target, opset=G.default_opset(qdq), quantizer=config.quantizer,
-            images=len(calib_set), images_available=calib_set.available, images_skipped=calib_set.report.count,
-            images_sha256=calib_set.sha256, keep_float={k: [regions.layer_of(n) for n in v] for k, v in keep_by_item.items()},
-            excluded_nodes=excluded, quantized_nodes=summary.quantized_nodes,
-            activation_qdq=summary.activation_qdq, weight_qdq=summary.weight_qdq, placement=config.placement,
-            fixes=fixes + ([f"{folded} FP16-stored weights restored to FP32"] if folded else []),
-            warnings=warnings, seconds=timings)
 
-        def write_json() -> None:
-            atomic_write_text(json_path, json.dumps(_ranges_document(report, config, calib_set, ranges, cache_tensors,
-                                                                     summary, regions), indent=1) + "\n")
+def write_outputs(run: CalibrationRun, quantized: Quantized, extra_facts: dict[str, Any] | None = None) -> CalibrationReport:
+    """Steps 5-6: metadata (``extra_facts`` added to the calibration facts), verify, write ONNX, cache, ranges JSON."""
+    onnx = require("onnx", purpose="to calibrate ONNX models")
+    from fcn_edge.calib import graph as G
+    from fcn_edge.export import apply_metadata
+    from fcn_edge.export.passes import pin_ir_version
 
-        write_json()  # now, so an interrupted accuracy check leaves the ranges on disk; again with its figures
-        lap("write")
+    qdq, config = quantized.qdq, run.config
+    facts = {**calibration_facts(run, quantized), **(extra_facts or {})}
+    pin_ir_version(qdq)  # the lowest IR the opset needs, as the export does (older runtimes refuse new IRs)
+    apply_metadata(qdq, run.info, run.facts.replace(precision="int8-qdq", opset=G.default_opset(qdq), calibration=facts))
+    with atomic_path(run.output) as tmp_out:
+        onnx.save(qdq, str(tmp_out))
+        _verify_runs(tmp_out, run.facts.input, run.batches[0], run.prepare)
+    run.lap("write")
+    cache_tensors = _cache_tensors(run.model, qdq, run.regions, quantized.excluded, run.ranges)
+    written_cache = None
+    if config.writes_cache:
+        from fcn_edge.calib.trt_cache import write_cache
 
-        # ---------------------------------------------------------------- 7. accuracy
-        if accuracy_on:
-            report.accuracy = accuracy = _accuracy(source, output_path, qdq, regions, keep_nodes, calib_set, labelled,
-                                                   config, show_progress, tmp)
-            for line in accuracy.warnings:
-                log.warning("WARNING: %s", line)
-            if accuracy.warnings:
-                worst = accuracy.hurting_layers()
-                if worst:
-                    names = ", ".join(s.layer for s in worst)
-                    log.warning("WARNING: the layers whose quantization hurts most: %s; try --keep-float %s", names,
-                                ",".join(s.layer for s in worst[:2]))
-                elif not accuracy.sensitivity:
-                    log.warning("WARNING: rerun with --sensitivity to find the layers whose quantization hurts most")
-            lap("accuracy")
-            write_json()
-            lap("write")
-        report.seconds = timings
-        return report
+        written_cache = write_cache(run.cache_path, {t: run.ranges.amax(t) for t in cache_tensors},
+                                    trt_version=config.cache_version, method=config.method)
+    report = _report(run, quantized, written_cache)
+    report.extra_json = {"cache_tensors": cache_tensors, "summary": quantized.summary}
+    write_ranges_json(run, report)  # now, so an interrupted accuracy check leaves the ranges on disk
+    run.lap("write")
+    return report
+
+
+def _report(run: CalibrationRun, quantized: Quantized, written_cache: Path | None) -> CalibrationReport:
+    from fcn_edge.calib.graph import default_opset
+
+    calib_set, config, regions = run.calib_set, run.config, run.regions
+    return CalibrationReport(
+        output=run.output, source_onnx=run.source, cache=written_cache, ranges_json=run.json_path,
+        method=config.method, target=config.target, opset=default_opset(quantized.qdq), quantizer=config.quantizer,
+        images=len(calib_set), images_available=calib_set.available, images_skipped=calib_set.report.count,
+        images_sha256=calib_set.sha256,
+        keep_float={k: [regions.layer_of(n) for n in v] for k, v in quantized.keep_by_item.items()},
+        excluded_nodes=quantized.excluded, quantized_nodes=quantized.summary.quantized_nodes,
+        activation_qdq=quantized.summary.activation_qdq, weight_qdq=quantized.summary.weight_qdq,
+        placement=config.placement,
+        fixes=quantized.fixes + ([f"{run.folded} FP16-stored weights restored to FP32"] if run.folded else []),
+        warnings=list(run.warnings), seconds=run.timings)
+
+
+def write_ranges_json(run: CalibrationRun, report: CalibrationReport) -> None:
+    """The ranges JSON next to the INT8 ONNX (rewritten once the accuracy figures are in)."""
+    extra = report.extra_json
+    atomic_write_text(run.json_path, json.dumps(_ranges_document(report, run.config, run.calib_set, run.ranges,
+                                                                 extra["cache_tensors"], extra["summary"], run.regions),
+                                                indent=1) + "\n")
+
+
+def measure_accuracy(run: CalibrationRun, quantized: Quantized, report: CalibrationReport) -> None:
+    """Step 7: FP32 vs INT8 (and per-layer sensitivity) into ``report.accuracy``; loud warnings; JSON rewritten."""
+    report.accuracy = accuracy = _accuracy(run.source, run.output, quantized.qdq, run.regions, quantized.keep_nodes,
+                                           run.calib_set, run.labelled, run.config, run.show_progress, run.tmp)
+    for line in accuracy.warnings:
+        log.warning("WARNING: %s", line)
+    if accuracy.warnings:
+        worst = accuracy.hurting_layers()
+        if worst:
+            names = ", ".join(s.layer for s in worst)
+            log.warning("WARNING: the layers whose quantization hurts most: %s; try --keep-float %s", names,
+                        ",".join(s.layer for s in worst[:2]))
+        elif not accuracy.sensitivity:
+            log.warning("WARNING: rerun with --sensitivity to find the layers whose quantization hurts most")
+    run.lap("accuracy")
+    write_ranges_json(run, report)
+    run.lap("write")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -14,6 +14,8 @@ EPILOG = """examples:
   fcn-edge calibrate export/fcn8s.onnx --images drive.mp4 --num 200 --method percentile --percentile 99.9
   fcn-edge calibrate export/fcn8s.onnx --images imgs/ --target trt10 --keep-float score_fr,upscore8
   fcn-edge calibrate export/fcn8s.onnx --images imgs/ --keep-float ConvTranspose --sensitivity
+  fcn-edge calibrate export/fcn8s.onnx --images data/synth --val data/synth --max-drop 0.5   # INT8 within a budget
+  fcn-edge calibrate export/fcn8s.onnx --images drive.mp4 --min-agreement 99.5             # no labels: agreement
 
 outputs (next to -o): MODEL.int8.onnx (Q/DQ, TensorRT explicit INT8 on 8.5+, 10.x, 11.x), MODEL.calib.cache
 (TensorRT's implicit calibrator / DLA on TensorRT <= 10; from the same ranges), MODEL.int8.calib.json
@@ -78,6 +80,13 @@ def register(subparsers) -> None:
     sens.add_argument("--no-sensitivity", action="store_true", help="never run the per-layer sensitivity")
     acc.add_argument("--sensitivity-budget", type=float, default=120.0, metavar="SECONDS",
                      help="stop the sensitivity analysis after this long (default 120)")
+    bud = p.add_argument_group("accuracy budget (keeps the most harmful layers float until it holds)")
+    bud.add_argument("--max-drop", type=float, metavar="POINTS",
+                     help="most mean IU points INT8 may lose against FP32 on --val (labels needed)")
+    bud.add_argument("--min-agreement", type=float, metavar="PERCENT",
+                     help="least %% of pixels whose INT8 label equals FP32's (on --val, or held-out images)")
+    bud.add_argument("--max-keep-float", type=int, metavar="N",
+                     help="keep at most N more layers float in the search (default: all but one)")
     acc.add_argument("--strict", action="store_true",
                      help="exit with status 1 when the accuracy check warns (mean IU drop > 1 point, agreement < 98%%)")
     p.set_defaults(func=main)
@@ -106,13 +115,50 @@ def main(args) -> int:
     from fcn_edge.calib.calibrate import calibrate_onnx
 
     config = config_from_args(args)
+    if args.max_drop is not None or args.min_agreement is not None or args.max_keep_float is not None:
+        return _main_budget(args, config)
     report = calibrate_onnx(args.model, args.images, args.output, config=config)
     for line in report.lines():
         print(line)
+    return _finish(args, report)
+
+
+def _main_budget(args, config) -> int:
+    """--max-drop / --min-agreement: the budget search; its table, then the written model (or exit 1)."""
+    from fcn_edge.calib.budget import BudgetNotMet, calibrate_within_budget
+    from fcn_edge.errors import FcnEdgeError
+
+    if args.no_accuracy:
+        raise FcnEdgeError("--max-drop/--min-agreement measure accuracy; drop --no-accuracy")
+    if args.max_drop is None and args.min_agreement is None:
+        raise FcnEdgeError("--max-keep-float limits the budget search: give --max-drop POINTS or --min-agreement PERCENT")
+    try:
+        search = calibrate_within_budget(args.model, args.images, args.output, max_drop=args.max_drop,
+                                         min_agreement=args.min_agreement, max_keep_float=args.max_keep_float,
+                                         config=config, emit=lambda line: None, on_step=print)
+    except BudgetNotMet as exc:
+        if exc.search.note:
+            print(f"  {exc.search.note}")
+        if args.json:
+            from fcn_edge.fileio import atomic_write_text
+
+            failed = {"budget": exc.search.budget.to_dict(), "met": False, "ranking": exc.search.ranking,
+                      "steps": [s.to_dict() for s in exc.search.steps], "fp32_latency_ms": exc.search.fp32_latency_ms,
+                      "search_seconds": round(exc.search.seconds, 1), "table": exc.search.table()}
+            atomic_write_text(args.json, json.dumps({"budget_search": failed}, indent=1) + "\n")
+        log.error("error: no keep-float set meets the budget (%s); nothing was written", exc.search.budget.describe())
+        return 1
+    for line in search.report.lines():
+        print(line)
+    print(f"search: {len(search.steps)} step(s) in {search.seconds:.1f} s")
+    return _finish(args, search.report, {"budget_search": {**search.facts(), "table": search.table()}})
+
+
+def _finish(args, report, extra: dict | None = None) -> int:
     if args.json:
         from fcn_edge.fileio import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps({**report.to_dict(), **(extra or {})}, indent=1) + "\n")
     if args.strict and not report.ok:
         log.error("accuracy check failed (--strict)")
         return 1

@@ -140,10 +140,24 @@ def _weighted_layers(model, body: set[str], inits: set[str], prod: dict) -> list
     counts: dict[str, int] = defaultdict(int)
     for layer in found:
         counts[layer.name] += 1
-    for layer in found:
-        if counts[layer.name] > 1:  # a shared (de-duplicated) initializer: tell the nodes apart
+    shared = [layer for layer in found if counts[layer.name] > 1]
+    taken = {layer.name for layer in found if counts[layer.name] == 1}
+    for layer in shared:
+        # a shared (de-duplicated) initializer, e.g. upscore2 and upscore_pool4's identical
+        # bilinear kernels: the module that made the node names it (``/fcn/upscore_pool4/ConvTranspose``)
+        module = _module_of(layer.node)
+        if module and module not in taken:
+            layer.name = module
+            taken.add(module)
+        else:
             layer.name = f"{layer.name}@{layer.node}"
     return found
+
+
+def _module_of(node_name: str) -> str | None:
+    """``/fcn/upscore_pool4/ConvTranspose`` -> ``upscore_pool4`` (export names nodes after their module)."""
+    parts = [part for part in node_name.split("/") if part]
+    return parts[-2] if len(parts) >= 2 else None
 
 
 def _layer_name(weight: str) -> str:

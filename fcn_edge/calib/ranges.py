@@ -132,11 +132,12 @@ def compute_ranges(model_path: Path, input_name: str, batches: Sequence[np.ndarr
                    budget_mib: int = 1024, shape_model=None, show_progress: bool = True,
                    images: int | None = None, scratch: Path | None = None,
                    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
-                   tensors: Sequence[str] | None = None) -> TensorRanges:
+                   tensors: Sequence[str] | None = None, label: str | None = None) -> TensorRanges:
     """Run ONNX Runtime's calibrator for ``method`` over ``batches``; ranges of every float tensor.
 
     ``model_path`` is the (shape-inferred) FP32 graph; ``shape_model`` its loaded proto
-    for sizing chunks.  ONNX Runtime prints its progress to stdout: that is captured and
+    for sizing chunks; ``label`` names the model being made in the log (the demo makes two
+    INT8 models in a row).  ONNX Runtime prints its progress to stdout: that is captured and
     sent to the debug log so the command's own output stays parseable.  ``prepare`` turns
     a stored uint8 batch into the model input when it is fed (raw-I/O normalisation), so
     only uint8 frames are held in memory.  ``tensors`` limits the histogram methods to
@@ -175,7 +176,7 @@ def compute_ranges(model_path: Path, input_name: str, batches: Sequence[np.ndarr
                 feeder.set_range(start, start + chunk)
                 with _quiet_stdout():
                     calibrator.collect_data(feeder)
-        log.info("computing %s ranges", method)
+        log.info("computing %s ranges%s", method, f" for {label}" if label else "")
         with _quiet_stdout():
             data = calibrator.compute_data()
         del calibrator

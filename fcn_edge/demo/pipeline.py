@@ -97,9 +97,12 @@ def run_demo(config: DemoConfig, emit: Callable[[str], None] = print) -> dict[st
     for index, (name, function) in enumerate(steps, start=1):
         emit(f"[{index}/{len(steps)}] {name}")
         start = time.perf_counter()
+        skipped_before = len(state.skipped)
         reused = function(state)
         seconds = time.perf_counter() - start
         state.steps.append(Step(name, round(seconds, 2), reused))
+        for skipped in state.skipped[skipped_before:]:  # said now, not only in the summary
+            emit(f"      skipped {skipped['name']}: {skipped['reason']}")
         emit(f"      {'reused' if reused else 'done'} in {seconds:.1f} s")
     summary = build_summary(state, time.perf_counter() - total)
     from fcn_edge.demo.report import write_report
@@ -146,18 +149,25 @@ def step_train(state: DemoState) -> bool:
     best = out / "best.pt"
     timing = out / "demo_training.json"
     state.paths["checkpoint"] = best
-    reused = best.is_file()
+    reused = best.is_file() and timing.is_file()  # timing is written when training finished
     if not reused:
-        from fcn_edge.train import train
+        from fcn_edge.train import TrainConfig, train
 
         overrides: dict[str, Any] = {"device": state.config.device, "overwrite": True}
-        if state.config.iterations is not None:
-            overrides["iterations"] = state.config.iterations
         if state.config.threads is not None:
             overrides["threads"] = state.config.threads
+        last = out / "last.pt"
+        if last.is_file():  # an interrupted demo: continue where it stopped
+            log.info("continuing the interrupted training from %s", last)
+            config = TrainConfig(resume=str(last), **overrides)
+        else:
+            if state.config.iterations is not None:
+                overrides["iterations"] = state.config.iterations
+            config = synthetic_demo_config(str(state.paths["data"]), str(out), **overrides)
         start = time.perf_counter()
-        result = train(synthetic_demo_config(str(state.paths["data"]), str(out), **overrides))
+        result = train(config)
         if result.interrupted:
+            log.warning("training stopped; run the same fcn-edge demo command again to continue from %s", last)
             raise KeyboardInterrupt
         from fcn_edge.fileio import atomic_write_text
 
@@ -316,8 +326,11 @@ def step_stream(state: DemoState) -> bool:
     from fcn_edge.stream.runner import RunConfig, StreamRunner
     from fcn_edge.stream.sinks import VideoFileSink
 
+    from fcn_edge.progress import progress
+
     by_name = {v["name"]: v for v in state.variants}
-    for name, _backend, _precision, path, options in _models(state):
+    for name, _backend, _precision, path, options in progress(_models(state), desc="stream video", unit="model",
+                                                              disable=not state.config.show_progress):
         sinks = []
         if name == "ONNX INT8":  # one overlay video people can watch
             out = state.path("report") / "stream_onnx_int8.mp4"

@@ -50,6 +50,7 @@ class BuildRequest:
     cache_dir: Path | None = None
     dry_run: bool = False
     trt_version: str | None = None   # --trt-version: plan for this TensorRT (dry run)
+    verify: Any = None               # fcn_edge.engine.verify.VerifyRequest (--verify DATA) or None
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,16 @@ def run_build(request: BuildRequest, *, emit: Callable[[str], None] = print,
             if hit is not None:
                 copy_engine_pair(hit.engine_path, output)
                 emit(f"cache hit: reused {hit.engine_path} (built {hit.sidecar.data.get('created', '?')}) -> {output}")
+                if request.verify is not None:
+                    log.warning("warning: --verify is not rerun on a cached engine; its sidecar keeps the figures "
+                                "measured when it was built (int8.engine_accuracy), if any")
                 return BuildOutcome(output, plan, cache_hit=True)
             emit(f"cache miss (key {key[:16]}): building")
 
-        outcome = _build_and_write(plan, env, variant_path, output, facts, options, calib_bytes, key, emit)
+        if request.verify is not None and plan.precision != "int8":
+            raise FcnEdgeError(f"--verify measures INT8 engines; this plan builds {plan.precision}")
+        outcome = _build_and_write(plan, env, variant_path, output, facts, options, calib_bytes, key, emit,
+                                   verify=request.verify)
         if cache is not None:
             cache.store(key, output)
         return outcome
@@ -220,7 +227,8 @@ def _calibrate_now(onnx_path: Path, plan: BuildPlan, scratch: Path) -> Path:
 
 
 def _build_and_write(plan: BuildPlan, env: BuildEnvironment, variant: Path, output: Path, facts: OnnxFacts,
-                     options: BuildOptions, calib_bytes: bytes | None, key: str, emit: Callable[[str], None]) -> BuildOutcome:
+                     options: BuildOptions, calib_bytes: bytes | None, key: str, emit: Callable[[str], None], *,
+                     verify: Any = None) -> BuildOutcome:
     from fcn_edge.engine.build_progress import MonitorBars, PhaseTicker
     from fcn_edge.engine.trt_build import build_engine
     from fcn_edge.fileio import check_writable_destination
@@ -256,12 +264,44 @@ def _build_and_write(plan: BuildPlan, env: BuildEnvironment, variant: Path, outp
         source_opset=facts.opset, build=build_info, version_compatible=plan.version_compatible,
         exclude_lean_runtime=plan.exclude_lean_runtime, hardware_compat=plan.hardware_compat,
         dla_core=plan.dla_core, gpu_fallback=plan.gpu_fallback, model=facts.model_info, export=facts.export_info)
+    if plan.precision == "int8":
+        sidecar["int8"] = int8_entry(facts, variant, built.engine_bytes, sidecar, verify, emit)
     write_engine_and_sidecar(output, built.engine_bytes, sidecar)
     if plan.timing_cache and built.timing_cache:
         atomic_write_bytes(plan.timing_cache, built.timing_cache)
     emit(f"wrote {output} ({len(built.engine_bytes) / 1e6:.1f} MB, {plan.precision}, TensorRT {env.trt_version}, "
          f"{env.gpu.name} sm {env.gpu.sm}) in {seconds:.0f} s, with {sidecar_path_for(output).name}")
     return BuildOutcome(output, plan, seconds=seconds)
+
+
+def int8_entry(facts: OnnxFacts, variant: Path, engine_bytes: bytes, sidecar: dict[str, Any], verify: Any,
+               emit: Callable[[str], None], *, opener: Callable[[Path], Any] | None = None) -> dict[str, Any]:
+    """The sidecar's ``int8`` entry: the Q/DQ ONNX's calibration facts, and ``--verify``'s engine figures.
+
+    With ``verify``, the engine (with its sidecar, in a scratch folder) and the FP32 ONNX
+    run on the data first (:mod:`fcn_edge.engine.verify`); a missed budget raises before
+    anything is written.  ``opener`` replaces the TensorRT runner (tests, without TensorRT).
+    """
+    from fcn_edge.engine.verify import check_budget, int8_sidecar_entry, measure_engine, reference_onnx
+
+    export_info = facts.export_info
+    if variant != facts.path and variant.exists():  # calibrated now: the variant carries the calibration facts
+        export_info = facts_from_model(load_onnx(variant, load_weights=False), variant, "").export_info or export_info
+    figures = None
+    if verify is not None:
+        reference = reference_onnx(facts.path, facts.export_info)
+        from fcn_edge.export import read_onnx_metadata
+
+        info, export = read_onnx_metadata(reference)
+        with scratch_directory("verify") as tmp:
+            engine = Path(tmp) / sidecar["engine"]["file"]
+            write_engine_and_sidecar(engine, engine_bytes, sidecar)
+            figures = measure_engine(engine, reference, verify, info=info, facts=export, opener=opener)
+        drop = figures["mean_iu_drop"]
+        emit(f"  verify: engine vs {reference.name} on {figures['images']} {figures['kind']} images: agreement "
+             f"{100 * figures['agreement']:.2f}%" + (f", mean IU drop {drop:.2f} points" if drop is not None else ""))
+        check_budget(figures, verify)
+    return int8_sidecar_entry(export_info, figures)
 
 
 __all__ = ["BuildRequest", "BuildOutcome", "run_build", "default_engine_path", "read_calibration_cache_header",

@@ -17,6 +17,7 @@ examples:
   fcn-edge build-engine export/fcn8s.int8.onnx --precision int8 --timing-cache export/orin.timing
   fcn-edge build-engine export/fcn8s.onnx --profile xavier-dla-int8 --calib-cache calib/fcn8s.calib.cache
   fcn-edge build-engine export/fcn8s.onnx --precision fp16 --dry-run --trt-version 11.4   # plan only
+  fcn-edge build-engine export/fcn8s.int8.onnx --precision int8 --verify data/synth --max-drop 0.5
 
 Options given on the command line override the --profile's.  Without TensorRT or a GPU
 the command exits with one line saying what to install; --dry-run works anywhere.
@@ -39,6 +40,16 @@ def register(subparsers) -> None:
                    help="calibrate now from images (folder, list, video) into a Q/DQ ONNX, then build INT8")
     g.add_argument("--calib-cache", metavar="FILE", default=None,
                    help="TensorRT calibration cache for the implicit INT8 calibrator (TensorRT <= 10; required for DLA INT8)")
+    g = p.add_argument_group("INT8 accuracy of the built engine (against the FP32 ONNX)")
+    g.add_argument("--verify", metavar="DATA", default=None,
+                   help="run the built INT8 engine and the FP32 ONNX on DATA (labelled dataset: mean IU and agreement; "
+                        "images: agreement) and record the figures in the sidecar")
+    g.add_argument("--max-drop", type=float, metavar="POINTS", default=None,
+                   help="with --verify: fail the build (nothing written) when the engine loses more mean IU points")
+    g.add_argument("--min-agreement", type=float, metavar="PERCENT", default=None,
+                   help="with --verify: fail the build when fewer pixels' labels agree with the FP32 ONNX")
+    g.add_argument("--verify-images", type=int, metavar="N", default=None,
+                   help="with --verify: use at most N images, spread evenly (default 50)")
     g = p.add_argument_group("builder")
     g.add_argument("--workspace", dest="workspace_mib", type=int, metavar="MiB", default=None,
                    help="builder workspace limit in MiB (default 1024)")
@@ -76,13 +87,17 @@ OPTION_ARGS = ("precision", "calib", "calib_cache", "workspace_mib", "timing_cac
 def main(args: argparse.Namespace) -> int:
     from fcn_edge.engine.build import BuildRequest, run_build
     from fcn_edge.engine.profiles import load_profile, merge_options
+    from fcn_edge.engine.verify import check_verify_options
 
     profile = load_profile(args.profile) if args.profile else None
     cli = {name: getattr(args, name) for name in OPTION_ARGS}
     options = merge_options(profile, cli)
+    verify = check_verify_options(args.verify, args.max_drop, args.min_agreement, args.verify_images,
+                                  getattr(options, "precision", None))
     request = BuildRequest(
         onnx=Path(args.model), options=options, output=Path(args.output) if args.output else None,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None, dry_run=args.dry_run, trt_version=args.trt_version,
+        verify=verify,
     )
     if profile is not None:
         print(f"profile {profile.name} ({profile.path}): {profile.description}")

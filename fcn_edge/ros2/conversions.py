@@ -1,80 +1,35 @@
-"""sensor_msgs/Image and CompressedImage <-> numpy, without importing ROS.
+"""sensor_msgs/Image and CompressedImage messages <-> numpy, without importing ROS.
 
 The functions take and fill any object with the messages' fields (``height``, ``width``,
 ``encoding``, ``is_bigendian``, ``step``, ``data``; ``format`` and ``data`` for
 CompressedImage), so they work on rclpy's message classes and are unit-tested without a
-ROS context.  Reading honours ``step`` (rows padded past ``width * channels`` by drivers
-that align rows) and refuses anything it cannot read exactly with :class:`BadImage`; the
-node counts those and keeps running.  Multi-byte encodings (16UC1, 32FC1, ...) are not
-images a segmentation network takes, so ``is_bigendian`` never matters for what is read;
-what is written is 8-bit, ``is_bigendian = 0``.
+ROS context.  Decoding is :mod:`fcn_edge.stream.rosimage`'s, the same code the bag source
+uses, so a frame read live and the same frame read from a recording give the same pixels.
+It honours ``step`` (rows padded past ``width * channels``) and refuses anything it cannot
+read exactly with :class:`BadImage`; the node counts those and keeps running.
+Multi-byte encodings (16UC1, 32FC1, ...) are not images a segmentation network takes, so
+``is_bigendian`` never matters for what is read; what is written is 8-bit,
+``is_bigendian = 0``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 
-from fcn_edge.errors import FcnEdgeError
-
-# encoding -> (channels, how to get BGR from it)
-INPUT_ENCODINGS: Dict[str, int] = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1}
-COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
-
-
-class BadImage(FcnEdgeError):
-    """A message the node cannot read: unsupported encoding, wrong sizes, undecodable payload."""
+from fcn_edge.stream import rosimage
+from fcn_edge.stream.sources import BadFrame as BadImage  # one "unusable frame" error for every source
 
 
 def image_to_bgr(msg: Any) -> np.ndarray:
     """An ``HxWx3`` uint8 BGR array from a sensor_msgs/Image (bgr8, rgb8, bgra8, rgba8, mono8)."""
-    encoding = str(msg.encoding).lower()
-    channels = INPUT_ENCODINGS.get(encoding)
-    if channels is None:
-        raise BadImage(f"unsupported image encoding {msg.encoding!r}; send one of {', '.join(INPUT_ENCODINGS)}")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    row = width * channels
-    if height <= 0 or width <= 0:
-        raise BadImage(f"empty image ({width}x{height})")
-    if step < row:
-        raise BadImage(f"step {step} is shorter than a row of {width} {encoding} pixels ({row} bytes)")
-    data = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
-    if data.size != step * height:
-        raise BadImage(f"data holds {data.size} bytes, but {height} rows of step {step} need {step * height}")
-    pixels = data.reshape(height, step)[:, :row].reshape(height, width, channels)
-    return _to_bgr(pixels, encoding)
-
-
-def _to_bgr(pixels: np.ndarray, encoding: str) -> np.ndarray:
-    """Channel order fixed to BGR (a contiguous copy: the message's buffer is not kept)."""
-    if encoding == "bgr8":
-        return np.ascontiguousarray(pixels)
-    if encoding == "rgb8":
-        return np.ascontiguousarray(pixels[..., ::-1])
-    if encoding == "bgra8":
-        return np.ascontiguousarray(pixels[..., :3])
-    if encoding == "rgba8":
-        return np.ascontiguousarray(pixels[..., 2::-1])
-    return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))  # mono8
+    return rosimage.image_to_bgr(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
 def compressed_to_bgr(msg: Any) -> np.ndarray:
     """An ``HxWx3`` uint8 BGR array from a sensor_msgs/CompressedImage (JPEG or PNG)."""
-    from fcn_edge.lazy import opencv
-
-    fmt = str(msg.format).lower()
-    # image_transport writes e.g. "bgr8; jpeg compressed bgr8"; plain drivers write "jpeg"
-    if fmt and not any(name in fmt for name in COMPRESSED_FORMATS):
-        raise BadImage(f"unsupported compressed format {msg.format!r}; send jpeg or png")
-    data = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
-    if data.size == 0:
-        raise BadImage("empty compressed image")
-    cv2 = opencv()
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise BadImage(f"the {msg.format or 'compressed'} payload ({data.size} bytes) does not decode")
-    return image
+    return rosimage.compressed_to_bgr(msg.format, msg.data)
 
 
 def fill_image(msg: Any, array: np.ndarray, encoding: str) -> Any:

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from fcn_edge.errors import ArtifactError, FcnEdgeError
-from fcn_edge.artifacts.onnx_metadata import ExportFacts, check_onnx_file_external_data, parse_metadata_props
+from fcn_edge.artifacts.onnx_metadata import (ExportFacts, check_onnx_file_external_data, parse_metadata_props,
+                                              read_onnx_header)
 from fcn_edge.fileio import require_file
 from fcn_edge.lazy import require
 from fcn_edge.artifacts.modelinfo import ModelInfo
@@ -86,6 +87,23 @@ def resolve_providers(requested: str | Sequence[Any] | None, available: Sequence
     return providers
 
 
+def _load_error(path: str, exc: Exception) -> ArtifactError:
+    """ONNX Runtime's load failure as one sentence; a file that is not ONNX at all gets the
+    sentence info, export --lint-only and calibrate use (from :func:`read_onnx_header`),
+    not "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF"."""
+    text = str(exc)
+    if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
+        try:
+            read_onnx_header(path)  # raises the shared "is not an ONNX model (...)" sentence
+        except ArtifactError as shared:
+            return shared
+        # the header parses but the rest does not: a truncated or damaged file all the same
+        return ArtifactError(f"{path} is not an ONNX model (it is corrupt, truncated or another format); "
+                             "give the .onnx written by fcn-edge export")
+    first = (text.strip().splitlines() or [type(exc).__name__])[0][:300]
+    return ArtifactError(f"ONNX Runtime cannot load {path}: {first}")
+
+
 def _dims(shape: Sequence[Any]) -> tuple[int | None, ...]:
     return tuple(int(d) if isinstance(d, int) and d > 0 else None for d in shape)
 
@@ -142,8 +160,7 @@ class OnnxRuntimeRunner(Runner):
             self._session = ort.InferenceSession(self.model_path, sess_options=options,
                                                  providers=self._providers_requested)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind exception types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise ArtifactError(f"ONNX Runtime cannot load {self.model_path}: {first}") from exc
+            raise _load_error(self.model_path, exc) from exc
         self.providers = list(self._session.get_providers())
         self._threads = (intra_op_threads, inter_op_threads)
 

@@ -7,6 +7,8 @@ Examples:
     fcn-edge run model.onnx --source video.mp4 --sink out.mp4 --stats-json stats.json
     fcn-edge run model.b4.onnx --source csi://0 --source csi://1 --sink 'cam{i}.mp4' --batch-timeout-ms 10
     fcn-edge run triton://gpu-server:8000/fcn8s --source 0 --sink display
+    fcn-edge run model.onnx --source bag:recording/ --topic /camera/image_raw --sink out.mcap
+    fcn-edge run model.onnx --source drive.mcap --realtime --sink foxglove
 
 Several --source options share one model: their frames are batched into one inference
 call (models exported with a dynamic batch or --batch N; a batch-1 model runs them one
@@ -62,10 +64,11 @@ def register(subparsers: Any) -> None:
                                  "triton://HOST:PORT/NAME (a Triton server; triton+grpc:// for gRPC)")
     p.add_argument("--source", "-s", required=True, action="append",
                    help="0 | /dev/videoN | v4l2:///dev/videoN | csi://N | rtsp://... | http(s)://... | "
-                        "gst:PIPELINE | video file | image | folder | glob; repeat for several sources")
+                        "gst:PIPELINE | video file | image | folder | glob | bag:PATH | x.mcap; repeat for several "
+                        "sources")
     p.add_argument("--sink", "-o", action="append", default=None,
-                   help="display | none | out.mp4 (.avi .mkv .mov .webm) | FOLDER/ | labels:FOLDER; repeatable "
-                        "(default: none)")
+                   help="display | none | out.mp4 (.avi .mkv .mov .webm) | FOLDER/ | labels:FOLDER | out.mcap | "
+                        "out.db3 | bag:FOLDER | foxglove[://HOST:PORT]; repeatable (default: none)")
     g = p.add_argument_group("model")
     g.add_argument("--backend", help="force a backend instead of choosing by suffix")
     g.add_argument("--size", help="network input HxW for models that accept several sizes")
@@ -103,6 +106,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--rtsp-backend", choices=("auto", "gstreamer", "ffmpeg"), default="auto",
                    help="how rtsp:// streams are read: GStreamer (latency=0, newest frame only) where OpenCV has it, "
                         "else FFmpeg (default auto)")
+    g.add_argument("--topic", help="bags: the image topic to read (default: the bag's only image topic)")
     g.add_argument("--stall-timeout", type=_positive_float, default=5.0,
                    help="seconds without a frame before a live source counts as stalled (default 5)")
     g.add_argument("--reconnect", type=_attempts, default=10,
@@ -116,6 +120,11 @@ def register(subparsers: Any) -> None:
     g.add_argument("--legend", action="store_true", help="draw the names of the classes in view")
     g.add_argument("--no-text", action="store_true", help="do not draw FPS/latency")
     g.add_argument("--codec", help="FOURCC for video sinks (default by extension)")
+    g.add_argument("--bag-storage", choices=("mcap", "sqlite3"),
+                   help="bag:FOLDER sinks: rosbag2 storage (default mcap)")
+    g.add_argument("--bag-topics", metavar="LIST",
+                   help="bag sinks: topics beside /fcn_edge/class_mask, comma-separated from overlay, confidence, "
+                        "class_info, image (or all)")
     g.add_argument("--output-fps", type=_positive_float, help="frame rate written to video sinks (default: the source's)")
     g = p.add_argument_group("run")
     g.add_argument("--max-frames", type=int, help="stop after this many frames (per source with several sources)")
@@ -141,13 +150,16 @@ def backend_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def source_sinks(texts: list[str], specs: list, *, fps: float | None = None, codec: str | None = None) -> list[list]:
+def source_sinks(texts: list[str], specs: list, *, fps: float | None = None, codec: str | None = None,
+                 **sink_options: Any) -> list[list]:
     """One sink list per source: {i}/{name} templates expand per source; with several sources a video file
     needs one of them, a window opens per source and other sinks are created once per source."""
     import re
     from pathlib import Path
 
     from fcn_edge.stream import parse_sink
+    from fcn_edge.stream.bagsink import BagSink
+    from fcn_edge.stream.foxglove import FoxgloveSink
     from fcn_edge.stream.sinks import DisplaySink, NullSink, SinkError, VideoFileSink
 
     lists: list[list] = [[] for _ in specs]
@@ -158,22 +170,24 @@ def source_sinks(texts: list[str], specs: list, *, fps: float | None = None, cod
         if templated:
             for i, _ in enumerate(specs):
                 lists[i].append(parse_sink(text.replace("{i}", str(i)).replace("{name}", names[i]), fps=fps,
-                                           codec=codec))
+                                           codec=codec, **sink_options))
             continue
-        probe = parse_sink(text, fps=fps, codec=codec)
+        probe = parse_sink(text, fps=fps, codec=codec, **sink_options)
         if len(specs) == 1:
             lists[0].append(probe)
             continue
-        if isinstance(probe, VideoFileSink):
-            raise SinkError(f"--sink {text}: with several sources a video sink needs {{i}} or {{name}} in its name "
+        if isinstance(probe, (VideoFileSink, BagSink)):
+            raise SinkError(f"--sink {text}: with several sources a video or bag sink needs {{i}} or {{name}} in its name "
                             f"(e.g. {Path(text).stem}_{{i}}{Path(text).suffix}) so each source gets its own file")
         for i, _ in enumerate(specs):
             if isinstance(probe, DisplaySink):
                 lists[i].append(DisplaySink(title=f"fcn-edge [{i}] {specs[i].display_name}"))
             elif isinstance(probe, NullSink):
                 lists[i].append(NullSink())
+            elif isinstance(probe, FoxgloveSink):  # one server, one channel set per source
+                lists[i].append(probe.for_source(i, specs[i].display_name))
             else:
-                lists[i].append(parse_sink(text, fps=fps, codec=codec))
+                lists[i].append(parse_sink(text, fps=fps, codec=codec, **sink_options))
     return lists
 
 
@@ -200,8 +214,10 @@ def main(args: argparse.Namespace) -> int:
     spec = specs[0]
     source_options = SourceOptions(width=args.width, height=args.height, fps=args.fps, flip=args.flip,
                                    rotate=args.rotate, loop=args.loop, resize=args.resize_input,
-                                   read_timeout=args.stall_timeout, rtsp_backend=args.rtsp_backend)
-    sink_lists = source_sinks(args.sink or ["none"], specs, fps=args.output_fps, codec=args.codec)
+                                   read_timeout=args.stall_timeout, rtsp_backend=args.rtsp_backend,
+                                   topic=args.topic, realtime=args.realtime)
+    sink_lists = source_sinks(args.sink or ["none"], specs, fps=args.output_fps, codec=args.codec,
+                              bag_storage=args.bag_storage, bag_topics=args.bag_topics)
     config = RunConfig(
         size=size, every_frame=True if args.every_frame else None, realtime=args.realtime,
         max_frames=args.max_frames, stats_interval=args.stats_interval, warmup=max(0, args.warmup),

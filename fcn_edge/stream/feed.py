@@ -126,7 +126,9 @@ class FrameFeed:
         source.open()  # SourceError goes straight to the caller
         self._source = source
         self.source_info = source.describe()
-        if self.realtime and not self.pace_fps:  # a file read as if it were a camera: at its own rate
+        if getattr(source, "paced", False):  # the source keeps its own (recorded) timing, e.g. a bag
+            self.pace_fps = None
+        elif self.realtime and not self.pace_fps:  # a file read as if it were a camera: at its own rate
             self.pace_fps = source.fps or 25.0
         self._event("opened", f"opened {source.name}", data={k: v for k, v in self.source_info.items() if v is not None})
         self._spawn(source)

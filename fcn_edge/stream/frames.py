@@ -23,7 +23,9 @@ class Frame:
     is measured from it.  ``wall_time`` is the same instant as ``time.time()`` (for
     message stamps).  ``index`` counts frames read from this source, dropped ones
     included, so gaps show what the latest-frame policy skipped.  ``source_id`` tells
-    sources apart when several feed one runner.
+    sources apart when several feed one runner.  ``stamp_ns`` and ``frame_id`` are the
+    recorded message's header stamp and frame (bags, ROS topics): sinks that write
+    messages stamp their outputs with them; None/"" for cameras and files.
     """
 
     image: np.ndarray
@@ -34,6 +36,8 @@ class Frame:
     name: str | None = None
     network_input: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stamp_ns: int | None = None
+    frame_id: str = ""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -57,6 +61,8 @@ class FrameResult:
     network_labels: np.ndarray
     timings: dict[str, float]
     class_names: list[str] = field(default_factory=list)
+    # the model's (R, G, B) per class, so sinks colour masks as the model says (empty: VOC's)
+    palette: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def index(self) -> int:

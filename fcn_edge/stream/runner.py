@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -85,6 +85,8 @@ class StreamRunner(StreamPipeline):
                          result_queue=config.result_queue)
         self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
         self.source_options = source_options or SourceOptions()
+        if self.config.realtime and not self.source_options.realtime:  # sources that pace themselves (bags)
+            self.source_options = replace(self.source_options, realtime=True)
         self.sinks = list(sinks)
         self.source_id = source_id
         self.visualizer = Visualizer(runner.info, self.config.view)
@@ -210,7 +212,8 @@ class StreamRunner(StreamPipeline):
         for key, value in inference.timings.items():
             timings[f"backend_{key}"] = value
         result = FrameResult(frame=frame, labels=labels, confidence=confidence, network_labels=inference.labels[0],
-                             timings=timings, class_names=self.runner.info.class_names)
+                             timings=timings, class_names=self.runner.info.class_names,
+                             palette=self.runner.info.palette)
         self._update_rate(done)
         if self.sinks:
             render_start = now()
@@ -288,6 +291,10 @@ class StreamRunner(StreamPipeline):
             except BaseException as exc:  # noqa: BLE001 - close every sink, report the first failure
                 close_error = close_error or exc
         self.stats.frames_written = max((sink.written for sink in self.sinks), default=0)
-        log.info("%s: stopped (%s) after %d frames", self.spec.display_name, reason, self.stats.frames_processed)
+        # a run that failed before its first frame (no camera, ...) has only its error to say,
+        # which the caller prints; "stopped (error) after 0 frames" ahead of it only hid it
+        quiet = failure is not None and self.stats.frames_processed == 0
+        (log.debug if quiet else log.info)("%s: stopped (%s) after %d frames", self.spec.display_name, reason,
+                                           self.stats.frames_processed)
         if close_error is not None and error is None:
             raise close_error

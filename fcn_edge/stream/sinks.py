@@ -10,6 +10,10 @@ string              sink
 ``out/``            a folder of PNG images (rendered view), one per frame
 ``labels:out/``     a folder of class-id PNGs (mono8; 16-bit beyond 255 classes)
 ``none``            nothing (headless benchmark)
+``out.mcap``        a rosbag2 MCAP file (``.db3``: sqlite3; ``bag:DIR``: a rosbag2 folder),
+                    see :mod:`fcn_edge.stream.bagsink`
+``foxglove``        a live Foxglove WebSocket server on 127.0.0.1:8765
+                    (``foxglove://HOST:PORT``), see :mod:`fcn_edge.stream.foxglove`
 ==================  ====================================================================
 """
 
@@ -33,7 +37,8 @@ from fcn_edge.stream.frames import FrameResult
 log = logging.getLogger(__name__)
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID", ".webm": "VP80"}
-SINK_HELP = "display, none, a video file (.mp4 .avi .mkv .mov .webm), a folder, or labels:FOLDER"
+SINK_HELP = ("display, none, a video file (.mp4 .avi .mkv .mov .webm), a folder, labels:FOLDER, a bag (out.mcap, "
+             "out.db3, bag:FOLDER) or foxglove[://HOST:PORT]")
 
 
 class SinkError(FcnEdgeError):
@@ -271,12 +276,16 @@ class ImageFolderSink(Sink):
         self._written = self.written + 1
 
 
-def parse_sink(text: str, *, fps: float | None = None, codec: str | None = None) -> Sink:
-    """A sink from its string (see the module docstring)."""
+def parse_sink(text: str, *, fps: float | None = None, codec: str | None = None, bag_storage: str | None = None,
+               bag_topics: str | None = None) -> Sink:
+    """A sink from its string (see the module docstring); ``bag_*`` configure bag sinks."""
     raw = str(text).strip()
     lower = raw.lower()
     if not raw:
         raise SinkError(f"empty sink: give {SINK_HELP}")
+    robotics = _parse_robotics_sink(raw, bag_storage=bag_storage, bag_topics=bag_topics)
+    if robotics is not None:
+        return robotics
     if lower in ("none", "null", "headless"):
         return NullSink()
     if lower in ("display", "window", "screen", "show"):
@@ -292,6 +301,27 @@ def parse_sink(text: str, *, fps: float | None = None, codec: str | None = None)
     if path.suffix and not path.is_dir() and not raw.endswith(("/", os.sep)):
         raise SinkError(f"sink {raw!r}: unknown file type {path.suffix}; give {SINK_HELP}")
     return ImageFolderSink(path)
+
+
+def _parse_robotics_sink(raw: str, *, bag_storage: str | None, bag_topics: str | None) -> Sink | None:
+    """Bag (``x.mcap``, ``x.db3``, ``bag:DIR``) and Foxglove (``foxglove[://HOST:PORT]``) sinks; None for others."""
+    lower = raw.lower()
+    if lower == "foxglove" or lower.startswith("foxglove://"):
+        from fcn_edge.stream.foxglove import FoxgloveSink
+
+        return FoxgloveSink.from_text(raw)
+    if lower.startswith("bag:"):
+        from fcn_edge.stream.bagsink import BagSink
+
+        target = raw[4:].strip()
+        if not target:
+            raise SinkError("bag: needs a folder, e.g. bag:out_bag")
+        return BagSink(os.path.expanduser(target), folder=True, storage=bag_storage, topics=bag_topics or ())
+    if Path(lower).suffix in (".mcap", ".db3"):
+        from fcn_edge.stream.bagsink import BagSink
+
+        return BagSink(os.path.expanduser(raw), topics=bag_topics or ())  # storage by suffix
+    return None
 
 
 __all__ = ["Sink", "SinkError", "NullSink", "CallbackSink", "DisplaySink", "VideoFileSink", "ImageFolderSink",

@@ -14,6 +14,7 @@ string                      source
 ``image.png``               one image
 ``folder/``                 every image in a folder, in name order
 ``"frames/*.jpg"``          a glob of images, in name order
+``bag:PATH``, ``x.mcap``    a rosbag2 folder (MCAP or sqlite3) or a .mcap/.db3 file (:mod:`fcn_edge.stream.bag`)
 ==========================  ===============================================================
 
 Malformed strings and missing devices raise :class:`~fcn_edge.errors.SourceError`
@@ -47,12 +48,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 LIVE_KINDS = ("webcam", "v4l2", "csi", "rtsp", "http", "gst")
-FILE_KINDS = ("video", "image", "folder", "glob")
+FILE_KINDS = ("video", "image", "folder", "glob", "bag")
 FLIPS = {"h": 1, "horizontal": 1, "v": 0, "vertical": 0, "both": -1, "hv": -1}
 ROTATIONS = (0, 90, 180, 270)
 RTSP_BACKENDS = ("auto", "gstreamer", "ffmpeg")
 SOURCE_HELP = ("a camera index (0), /dev/videoN, v4l2:///dev/videoN, csi://N, rtsp://..., http(s)://..., "
-               "gst:PIPELINE, a video or image file, a folder, or a glob such as 'frames/*.png'")
+               "gst:PIPELINE, a video or image file, a folder, a glob such as 'frames/*.png', or bag:PATH (rosbag2/MCAP)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class SourceOptions:
     sources deliver frames at their own size unless ``resize`` is set, which makes every
     source deliver exactly ``width`` x ``height``.  ``flip`` is ``h``, ``v`` or ``both``;
     ``rotate`` is 0/90/180/270 degrees clockwise (applied after flip).  ``loop`` replays
-    files and image sets forever.  ``read_timeout`` (s) is how long a live source may
+    files and image sets forever.  ``topic`` is the image topic of a bag (None: its only
+    one); ``realtime`` replays a bag at its recorded timing.  ``read_timeout`` (s) is how long a live source may
     go without a frame before it counts as stalled.
     """
 
@@ -104,6 +106,8 @@ class SourceOptions:
     rtsp_transport: str = "tcp"
     rtsp_backend: str = "auto"  # auto (GStreamer where OpenCV has it, else FFmpeg), gstreamer or ffmpeg
     csi_flip_method: int = 0
+    topic: str | None = None
+    realtime: bool = False
 
     def __post_init__(self) -> None:
         if self.flip is not None:
@@ -142,6 +146,8 @@ def parse_source(text: str | int) -> SourceSpec:
     if re.fullmatch(r"\d+", raw):
         return SourceSpec("webcam", raw, raw)
     lower = raw.lower()
+    if lower.startswith("bag:"):
+        return _parse_bag(raw[4:].strip(), raw)
     if lower.startswith("gst:"):
         pipeline = raw[4:].strip()
         if pipeline.startswith("//"):
@@ -180,10 +186,21 @@ def parse_source(text: str | int) -> SourceSpec:
 
 
 def _parse_path(path_text: str, raw: str) -> SourceSpec:
+    try:
+        return _classify_path(path_text, raw)
+    except OSError as exc:  # e.g. ENAMETOOLONG: pathlib's exists()/is_dir() only swallow "not found"
+        shown = raw if len(raw) <= 80 else raw[:77] + "..."
+        raise SourceError(f"source {shown!r} cannot be a path ({exc.strerror or exc}); "
+                          f"expected {SOURCE_HELP}") from None
+
+
+def _classify_path(path_text: str, raw: str) -> SourceSpec:
     expanded = os.path.expanduser(path_text)
     if any(ch in expanded for ch in "*?[") and not Path(expanded).exists():
         return SourceSpec("glob", expanded, raw)
     path = Path(expanded)
+    if path.suffix.lower() in (".mcap", ".db3") or (path.is_dir() and (path / "metadata.yaml").is_file()):
+        return _parse_bag(path_text, raw)
     if path.is_dir():
         return SourceSpec("folder", str(path), raw)
     if path.is_file():
@@ -193,6 +210,18 @@ def _parse_path(path_text: str, raw: str) -> SourceSpec:
     if path_text.startswith("/dev/"):
         raise SourceError(f"no device {path_text}: check the camera is connected (ls /dev/video*)")
     raise SourceError(f"source {raw!r} does not exist; expected {SOURCE_HELP}")
+
+
+def _parse_bag(path_text: str, raw: str) -> SourceSpec:
+    """``bag:PATH``: a rosbag2 folder or a .mcap/.db3 file that exists."""
+    if path_text.startswith("//"):
+        path_text = path_text[2:]
+    if not path_text:
+        raise SourceError("bag: source has no path; write e.g. bag:recording/ or bag:recording.mcap")
+    path = Path(os.path.expanduser(path_text))
+    if not path.exists():
+        raise SourceError(f"bag {path_text} does not exist; give a rosbag2 folder, a .mcap or a .db3 file")
+    return SourceSpec("bag", str(path), raw)
 
 
 def _redact_url(url: str) -> str:
@@ -623,6 +652,10 @@ def create_source(spec: SourceSpec | str, options: SourceOptions | None = None, 
     options = options or SourceOptions()
     if spec.kind in ("image", "folder", "glob"):
         return ImageSequenceSource(spec, options, source_id)
+    if spec.kind == "bag":
+        from fcn_edge.stream.bag import BagSource
+
+        return BagSource(spec, options, source_id)
     if spec.kind == "http":
         from fcn_edge.stream.mjpeg import HttpSource
 

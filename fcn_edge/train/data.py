@@ -62,10 +62,16 @@ def train_transform(crop: tuple[int, int] | None, scale_range: tuple[float, floa
                           fill=mean_fill_colour(preprocessing), ignore_index=ignore_index)
 
 
-def _ignore_sigint_in_worker(worker_id: int) -> None:
-    # Ctrl-C goes to the whole process group: the main process saves a checkpoint and
-    # stops; a worker dying of KeyboardInterrupt first would only turn that into an error.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _ignore_stop_signals_in_worker(worker_id: int) -> None:
+    """Leave SIGINT/SIGTERM to the main process.
+
+    Ctrl-C, ``timeout``, systemd (KillMode=control-group) and most supervisors signal
+    the whole process group: the main process finishes its step, saves a resumable
+    checkpoint and shuts the workers down itself; a worker dying of the signal first
+    would only turn that into "DataLoader worker is killed by signal".
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def epoch_loader(dataset: TorchSegmentationDataset, sampler: ResumableSampler, *, batch_size: int, workers: int,
@@ -76,5 +82,5 @@ def epoch_loader(dataset: TorchSegmentationDataset, sampler: ResumableSampler, *
     generator.manual_seed(int(seed) * 1_000_003 + int(epoch))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_segmentation, drop_last=True, pin_memory=pin_memory,
-                      worker_init_fn=_ignore_sigint_in_worker if workers else None, generator=generator,
+                      worker_init_fn=_ignore_stop_signals_in_worker if workers else None, generator=generator,
                       persistent_workers=False)

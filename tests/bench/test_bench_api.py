@@ -188,8 +188,35 @@ def test_keep_going_records_a_model_that_cannot_open(tiny_onnx, tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx file")
     report = run_bench([tiny_onnx, broken], BenchConfig(iterations=1, warmup=0, keep_going=True, progress=False))
-    assert report.models[1].error and "cannot load" in report.models[1].error
+    assert report.models[1].error and "is not an ONNX model" in report.models[1].error
     assert [r.ran for r in report.rows] == [True, False]
-    assert "broken.onnx (batch 1): could not open: ONNX Runtime cannot load" in report.markdown()
-    with pytest.raises(FcnEdgeError, match="cannot load"):
+    assert "broken.onnx (batch 1): could not open: " in report.markdown()
+    assert "broken.onnx is not an ONNX model" in report.markdown()
+    with pytest.raises(FcnEdgeError, match="is not an ONNX model"):
         run_bench([tiny_onnx, broken], BenchConfig(iterations=1, warmup=0, progress=False))
+
+
+def test_agreement_on_real_frames_says_what_it_was_measured_on(tmp_path, tiny_info, tiny_onnx):
+    """--images: every frame read (not one noise batch) counts, and the table says which frames."""
+    from fcn_edge.bench.command import build_config
+    from fcn_edge.cli import build_parser
+    from tests.onnx_models import export_random_model, write_images
+
+    other = export_random_model(tmp_path / "other_weights.onnx", tiny_info, seed=1)
+    folder = tmp_path / "frames"
+    write_images(folder, 5)
+    config = build_config(build_parser().parse_args(
+        ["bench", str(tiny_onnx), str(other), "--iterations", "1", "--warmup", "0",
+         "--check-agreement", "--compare", "--images", str(folder)]))
+    report = run_bench([tiny_onnx, other], BenchConfig(**{**config.__dict__, "progress": False}))
+    agreement = [r.agreement for r in report.rows if r.model == "other_weights.onnx"][0]
+    assert agreement["pixels"] == 5 * 64 * 96     # all five frames, not one timed batch
+    assert agreement["frames"] == f"5 frame(s) from {folder}"
+    assert 0.0 <= agreement["pixel_agreement"] < 0.9
+    text = report.markdown()
+    assert "agreement (real frames)" in text and f"measured on 5 frame(s) from {folder}" in text
+
+    synthetic = run_bench([tiny_onnx, other], BenchConfig(iterations=1, warmup=0, check_agreement=True,
+                                                          compare=True, progress=False))
+    assert "agreement (synthetic frames)" in synthetic.markdown()
+    assert "synthetic noise frame(s)" in [r.agreement for r in synthetic.rows if r.agreement][0]["frames"]

@@ -92,3 +92,22 @@ def test_gpu_compare_reduced_run_end_to_end(tmp_path, capsys):
     md.write_text("# Results\n")
     update_results.main(["--results", str(results), "--file", str(md)])
     assert "**Reduced run** (device cpu, 64x64" in md.read_text()
+
+
+def test_demo_summary_block_quotes_stages_variants_and_the_int8_check():
+    """benchmarks/demo_summary.py's RESULTS.md block: what README's demo table and INT8 row quote."""
+    from benchmarks.demo_summary import results_markdown
+
+    data = {"demo_command": "fcn-edge demo", "wall_seconds": 146.2, "load_before": [1.0, 1.0, 1.0], "summary": {
+        "total_seconds": 144.9,
+        "steps": [{"name": "train FCN-8s", "seconds": 111.04, "reused": False}],
+        "variants": [{"name": "ONNX INT8", "metrics": {"mean_iu": 0.9119, "pixel_accuracy": 0.9782},
+                      "agreement": 0.9986, "latency_ms": {"p50": 8.17, "p95": 10.53}, "fps": 114.0}],
+        "calibration": {"tensorrt": {"output": "fcn8s.int8.onnx", "mean_iu_drop_points": 0.02, "agreement": 0.998}},
+        "skipped": [{"name": "TensorRT FP16", "reason": "TensorRT is not installed"}]}}
+    text = "\n".join(results_markdown(data))
+    assert "146.2 s wall" in text and "| train FCN-8s | 111.0 |" in text
+    assert "| ONNX INT8 | 91.19 | 97.82 | 99.86 | 8.17 | 10.53 | 114.0 |" in text
+    assert "fcn8s.int8.onnx, tensorrt Q/DQ placement, ONNX Runtime CPU, val images): mean IU change -0.02 points, " \
+           "pixel agreement 99.80 %" in text
+    assert "skipped TensorRT FP16: TensorRT is not installed" in text

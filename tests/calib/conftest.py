@@ -61,3 +61,13 @@ def all_quantized(trained_onnx, synth_data, tmp_path_factory):
     model = folder / "tiny.onnx"
     shutil.copy(trained_onnx, model)
     return calibrate_onnx(model, synth_data, keep_float=(), num_images=16, accuracy=False, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def outlier_onnx(trained_checkpoint, tmp_path_factory):
+    """The trained model with an activation outlier between conv3_1 and conv3_2 (labels, 64x96): plain INT8 fails it."""
+    from tests.calib.tiny_trained import export_tiny, plant_activation_outlier
+
+    folder = tmp_path_factory.mktemp("calib-outlier")
+    checkpoint = plant_activation_outlier(trained_checkpoint, folder / "outlier.pt")
+    return export_tiny(checkpoint, folder / "outlier.onnx")

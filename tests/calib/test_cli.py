@@ -24,6 +24,7 @@ def test_cli_writes_the_three_outputs_and_reports_accuracy(run_cli, model_copy, 
     assert all(len(im["sha256"]) == 64 for im in ranges["images"]["images"])
     assert ranges["keep_float"] == {"ConvTranspose": ["upscore2", "upscore_pool4", "upscore8"]}
     assert "pixel agreement INT8 vs FP32" in done.stdout      # label-free check on held-out images
+    assert "computing entropy ranges for model.int8.onnx (tensorrt Q/DQ placement)" in done.stderr
     report = json.loads(report_json.read_text())
     assert report["accuracy"]["kind"] == "held-out" and report["accuracy"]["images"] == 6
     assert "Traceback" not in done.stderr

@@ -300,3 +300,19 @@ def test_fixer_gives_pre_and_post_processing_float_inputs_back():
     fixes = fix_qdq_graph(model, protected=["argmax"])
     assert fixes == ["pre/post-processing reads float again: argmax"]
     assert [n.op_type for n in model.graph.node] == ["ArgMax"] and model.graph.node[0].input[0] == "x"
+
+
+def test_layers_sharing_one_initializer_keep_their_module_names(trained_onnx):
+    """The exporter de-duplicates identical weights (upscore2 and upscore_pool4's bilinear kernels after
+    training with them frozen): the report still says upscore2, upscore_pool4, as README does."""
+    from fcn_edge.calib import graph as G
+
+    model = onnx.load(str(trained_onnx))
+    G.ensure_node_names(model)
+    ups = {n.name.split("/")[-2]: n for n in model.graph.node if n.op_type == "ConvTranspose"}
+    ups["upscore_pool4"].input[1] = ups["upscore2"].input[1]   # one initializer for both, as in the demo's export
+    regions = G.find_regions(model)
+    names = [layer.name for layer in regions.layers if layer.op_type == "ConvTranspose"]
+    assert names == ["upscore2", "upscore_pool4", "upscore8"]
+    _, by_item = G.resolve_keep_float(model, regions, ["ConvTranspose"])
+    assert [regions.layer_of(n) for n in by_item["ConvTranspose"]] == ["upscore2", "upscore_pool4", "upscore8"]

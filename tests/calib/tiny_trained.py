@@ -85,3 +85,29 @@ def export_tiny(checkpoint: str | Path, onnx_path: str | Path, **config) -> Path
     options.update(config)
     export_onnx(str(checkpoint), str(onnx_path), ExportConfig(**options))
     return Path(onnx_path)
+
+
+def plant_activation_outlier(checkpoint: str | Path, path: str | Path, *, layer: str = "conv3_1",
+                             consumer: str = "conv3_2", value: float = 4000.0) -> Path:
+    """The same function with one activation that per-tensor INT8 serves badly: a checkpoint at ``path``.
+
+    One output channel of ``layer`` becomes the constant ``value`` (zero weights, bias
+    ``value``; ReLU keeps it) and ``consumer`` ignores that channel (zero weights), so
+    the FP32 labels are exactly the trained model's.  But the calibrated range of the
+    tensor between them is now [0, value]: one INT8 step is ``value / 127``, far above
+    the other channels' activations, which all round to a step or two.  Keeping
+    ``consumer`` float (no Q/DQ on its input) repairs it; no other layer does.
+    """
+    import torch
+
+    from fcn_edge.checkpoint import load_checkpoint, save_model
+
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.build_model()
+    with torch.no_grad():
+        source, target = getattr(model, layer), getattr(model, consumer)
+        channel = source.out_channels - 1
+        source.weight[channel].zero_()
+        source.bias[channel] = value
+        target.weight[:, channel].zero_()
+    return save_model(path, model.eval(), ckpt.info, training={"note": f"activation outlier planted in {layer}"})

@@ -40,3 +40,24 @@ def test_write_report_files(tmp_path):
     assert "<td>ONNX INT8</td>" in html and "data:image/png;base64," in html  # the plot is embedded
     assert (tmp_path / "latency_accuracy.png").stat().st_size > 1000
     assert "n/a" in render_markdown({"variants": [{"name": "x", "metrics": {}}]}, None)
+
+
+def test_the_latency_axis_holds_every_point():
+    """The README demo's points (3.06 to 13.8 ms): the axis used to end at 10 ms with two points beyond."""
+    import pytest
+
+    plt = pytest.importorskip("matplotlib.pyplot", reason="matplotlib is not installed (pip install 'fcn-edge[plot]')")
+    from fcn_edge.demo.report import latency_accuracy_figure
+
+    points = [("PyTorch FP32", 11.4, 0.9122), ("ONNX FP32", 3.06, 0.9122), ("ONNX INT8", 8.17, 0.9119),
+              ("ONNX INT8 (CPU layout)", 13.8, 0.9101)]
+    fig, ax = latency_accuracy_figure(plt, points)
+    try:
+        low, high = ax.get_xlim()
+        assert low < 3.06 and high > 13.8
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert min(ticks) <= 3.06 and max(ticks) >= 13.8   # labelled ticks on both sides of the points
+        assert all(low < x < high for x in ax.collections[0].get_offsets()[:, 0].tolist() +
+                   [c.get_offsets()[0, 0] for c in ax.collections])
+    finally:
+        plt.close(fig)

@@ -97,7 +97,7 @@ def api_facts(family: str) -> dict:
 def live_facts(family: str) -> dict:
     """Download (once), stub, import and dump the real bindings of ``family``; cached as JSON."""
     package, version = WHEELS[family]
-    folder = cache_root() / f"{package}-{version}-{_python_tag()}"
+    folder = cache_root() / f"{package}-{version}-{python_tag()}"
     dump = folder / "api.json"
     try:
         if dump.is_file():
@@ -110,12 +110,12 @@ def live_facts(family: str) -> dict:
         raise Unavailable(f"the cache folder {folder} is not usable: {exc}") from None
     data = _dump(unpacked, stub_dir)
     data.update(format=DUMP_FORMAT, family=family,
-                source=f"PyPI wheel {package}=={version} ({_python_tag()}), imported with stub libnvinfer")
+                source=f"PyPI wheel {package}=={version} ({python_tag()}), imported with stub libnvinfer")
     _write_atomically(dump, json.dumps(data, sort_keys=True))
     return data
 
 
-def _python_tag() -> str:
+def python_tag() -> str:
     return f"cp{sys.version_info[0]}{sys.version_info[1]}"
 
 
@@ -156,7 +156,7 @@ def _download(package: str, version: str, folder: Path, unpacked: Path) -> Path:
         wheels = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not wheels:
             last = (done.stderr.strip().splitlines() or ["no wheel for this Python/platform"])[-1]
-            raise Unavailable(f"cannot download {package}=={version} ({_python_tag()}): {last}")
+            raise Unavailable(f"cannot download {package}=={version} ({python_tag()}): {last}")
         staging = Path(tmp) / "unpacked"
         with zipfile.ZipFile(wheels[0]) as archive:
             archive.extractall(staging)

@@ -105,3 +105,24 @@ def test_calibration_cache_dry_run(run_cli, tmp_path):
     other.write_text("TRT-8502-EntropyCalibration2\nsomething_else: 3c010a14\n")
     assert_one_line_error(run_cli("build-engine", onnx_path, "--dry-run", "--trt-version", "8.5", "--precision", "int8",
                                   "--calib-cache", other), "names none of m.onnx's tensors")
+
+
+def test_verify_options_are_checked_before_tensorrt_is_looked_for(run_cli, head8_onnx, tmp_path):
+    """build-engine --verify/--max-drop: one-line errors here, where TensorRT is absent (the build itself cannot run)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    assert_one_line_error(run_cli("build-engine", head8_onnx, "--precision", "int8", "--max-drop", "0.5"),
+                          "give --verify DATA")
+    assert_one_line_error(run_cli("build-engine", head8_onnx, "--precision", "int8", "--verify", tmp_path / "nope"),
+                          "--verify", "does not exist")
+    assert_one_line_error(run_cli("build-engine", head8_onnx, "--precision", "fp16", "--verify", data),
+                          "--precision fp16 has nothing to measure")
+    assert_one_line_error(run_cli("build-engine", head8_onnx, "--precision", "int8", "--verify", data, "--max-drop", "-1"),
+                          "--max-drop is mean IU points")
+    assert_one_line_error(run_cli("build-engine", head8_onnx, "--precision", "int8", "--verify-images", "5"),
+                          "--verify-images needs --verify")
+    # valid options get as far as the machine check: TensorRT is missing here
+    completed = run_cli("build-engine", head8_onnx, "--precision", "int8", "--verify", data, "--max-drop", "0.5",
+                        "-o", tmp_path / "x.engine")
+    assert_one_line_error(completed)
+    assert "verify" not in completed.stderr.lower() and not (tmp_path / "x.engine").exists()

@@ -282,7 +282,7 @@ def _live(family):
 def test_real_bindings_needed_only_stubbed_libnvinfer_symbols():
     """The wheel's tensorrt.so loaded against stubs of the few factory functions it links to (no TensorRT here)."""
     _live("10.3")
-    folder = next(real_trt.cache_root().glob("tensorrt-cu12-bindings-10.3.0-*"))
+    folder = real_trt.cache_root() / f"tensorrt-cu12-bindings-10.3.0-{real_trt.python_tag()}"  # this interpreter's wheel
     module = folder / "unpacked" / "tensorrt_bindings" / "tensorrt.so"
     needed = real_trt.needed_libraries(module)
     assert {"libnvinfer.so.10", "libnvonnxparser.so.10"} <= set(needed)

@@ -216,7 +216,9 @@ def test_keep_debug_metadata_keeps_them(tiny_checkpoint, tmp_path):
 # until it is reviewed and listed: no path taken from the environment is opened unchecked.
 REVIEWED_ENVIRONMENT_READS = {
     ("cli.py", "FCN_EDGE_DEBUG"): "a flag compared with '1'",
+    ("threads.py", "OMP_WAIT_POLICY"): "setdefault to PASSIVE for the OpenMP runtime, never read",
     ("progress.py", "FCN_EDGE_PROGRESS"): "a flag: progress bars on/off",
+    ("progress.py", "FCN_EDGE_PROGRESS_INTERVAL"): "a number of seconds (float(), default when invalid/negative)",
     ("train/command.py", "RANK"): "compared with '0' only",
     ("train/distributed.py", "RANK"): "torchrun's integers, parsed by _env_int (one-line error otherwise)",
     ("train/distributed.py", "WORLD_SIZE"): "as RANK",

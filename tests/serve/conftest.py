@@ -7,6 +7,7 @@ glibc 2.35).  One server per test module keeps the added time to a few seconds.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -61,8 +62,10 @@ class ServeProcess:
 
     def __init__(self, args: list[str], http_port: int, grpc_port: int, metrics_port: int, name: str) -> None:
         self.http_port, self.grpc_port, self.metrics_port, self.name = http_port, grpc_port, metrics_port, name
+        # its own process group, as under systemd or a supervisor: stop(group=True) signals all of it
         self.process = subprocess.Popen([sys.executable, "-m", "fcn_edge", *args], env=cli_env(),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -87,13 +90,17 @@ class ServeProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0, group: bool = False) -> int:
+        """Signal the command (or, ``group=True``, its whole process group: tritonserver too)."""
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            if group:
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             code = self.process.wait(10)
         self._reader.join(5)
         return code

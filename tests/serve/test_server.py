@@ -7,6 +7,7 @@ server process is left.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import urllib.request
@@ -249,12 +250,15 @@ def test_port_in_use_is_a_one_line_error_before_starting(triton_server, run_cli,
     assert_one_line_error(completed, f"port {triton_server.http_port}", "--http-port")
 
 
-def test_sigterm_stops_the_server_and_leaves_no_process(triton_server):
+def test_sigterm_to_the_group_stops_the_server_and_leaves_no_process(triton_server):
+    """systemd (KillMode=control-group), ``timeout`` and Ctrl-C signal tritonserver and its stubs as well."""
     from fcn_edge.serve.server import server_processes
 
     pids = server_processes(triton_server.process.pid)
     assert pids, "tritonserver should run below fcn-edge serve"
-    code = triton_server.stop(signal.SIGTERM)
+    assert all(os.getpgid(pid) == triton_server.process.pid for pid in pids)   # the signal reaches them too
+    code = triton_server.stop(signal.SIGTERM, group=True)
     assert code == 0, triton_server.output
+    assert "Traceback" not in triton_server.output and "did not stop cleanly" not in triton_server.output
     assert "stopped" in triton_server.output
     assert not [pid for pid in pids if process_alive(pid)], triton_server.output

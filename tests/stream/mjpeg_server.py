@@ -24,11 +24,18 @@ class MjpegServer:
     keep the connection open but send nothing; ``garbage_after``: after that many frames
     send parts that are not images (random bytes labelled image/jpeg) until the client
     goes; ``fps``: pace of the frames.
+
+    Like FFmpeg's own HTTP output and many single-client cameras: ``content_type`` (e.g.
+    ``application/octet-stream`` instead of multipart), ``chunked`` (HTTP/1.1 chunked
+    transfer) and ``single_client`` (while one stream connection is open, any other
+    request gets 503; ``refused`` counts them).  ``bare_jpeg``: JPEGs back to back, no
+    multipart framing (FFmpeg's ``-f mjpeg``).  The stream is also served as ``/cam``.
     """
 
     def __init__(self, *, fps: float = 100.0, size=(48, 64), frames_per_connection: int | None = None,
                  stall_after: int | None = None, content_length: bool = True, boundary: str = "frame",
-                 line_end: bytes = b"\r\n", garbage_after: int | None = None) -> None:
+                 line_end: bytes = b"\r\n", garbage_after: int | None = None, content_type: str | None = None,
+                 chunked: bool = False, single_client: bool = False, bare_jpeg: bool = False) -> None:
         self.fps = fps
         self.size = size
         self.frames_per_connection = frames_per_connection
@@ -38,6 +45,13 @@ class MjpegServer:
         self.content_length = content_length
         self.boundary = boundary
         self.line_end = line_end
+        self.content_type = content_type
+        self.chunked = chunked
+        self.single_client = single_client
+        self.bare_jpeg = bare_jpeg
+        self.streaming = 0
+        self.refused = 0
+        self._lock = threading.Lock()
         self.port = 0
         self.connections = 0
         self.frames_sent = 0
@@ -47,6 +61,10 @@ class MjpegServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    @property
+    def cam_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/cam"
 
     @property
     def snapshot_url(self) -> str:
@@ -64,6 +82,8 @@ class MjpegServer:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if owner.chunked else "HTTP/1.0"
+
             def log_message(self, *args):  # keep test output clean
                 pass
 
@@ -78,18 +98,43 @@ class MjpegServer:
                     self.end_headers()
                     self.wfile.write(body)
                     return
-                if not self.path.startswith("/stream"):
+                if not self.path.startswith(("/stream", "/cam")):
                     self.send_error(404, "no such stream")
                     return
+                with owner._lock:
+                    busy = owner.single_client and owner.streaming > 0
+                    if busy:
+                        owner.refused += 1
+                    else:
+                        owner.streaming += 1
+                if busy:
+                    self.send_error(503, "another client is connected")
+                    return
+                try:
+                    self._stream()
+                finally:
+                    with owner._lock:
+                        owner.streaming -= 1
+
+            def _write(self, data: bytes) -> None:
+                if owner.chunked:
+                    data = b"%x\r\n" % len(data) + data + b"\r\n"
+                self.wfile.write(data)
+                self.wfile.flush()
+
+            def _stream(self):
                 self.send_response(200)
-                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={owner.boundary}")
+                self.send_header("Content-Type", owner.content_type
+                                 or f"multipart/x-mixed-replace; boundary={owner.boundary}")
+                if owner.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 sent = 0
                 eol = owner.line_end
                 try:
                     while not owner._closing.is_set():
                         if owner.frames_per_connection is not None and sent >= owner.frames_per_connection:
-                            return
+                            break
                         if owner.stall_after is not None and sent >= owner.stall_after:
                             owner._closing.wait(30)
                             return
@@ -99,14 +144,19 @@ class MjpegServer:
                             owner.garbage_sent += 1
                         else:
                             body = owner.jpeg(owner.frames_sent)
-                        head = b"--" + owner.boundary.encode() + eol + b"Content-Type: image/jpeg" + eol
-                        if owner.content_length:
-                            head += b"Content-Length: " + str(len(body)).encode() + eol
-                        self.wfile.write(head + eol + body + eol)
-                        self.wfile.flush()
+                        if owner.bare_jpeg:
+                            self._write(body)
+                        else:
+                            head = b"--" + owner.boundary.encode() + eol + b"Content-Type: image/jpeg" + eol
+                            if owner.content_length:
+                                head += b"Content-Length: " + str(len(body)).encode() + eol
+                            self._write(head + eol + body + eol)
                         sent += 1
                         owner.frames_sent += 1
                         time.sleep(1.0 / owner.fps)
+                    if owner.chunked:
+                        self.wfile.write(b"0\r\n\r\n")
+                    self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     return
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -41,9 +42,9 @@ def test_done_means_command(run_cli, tiny_onnx, tmp_path):
     assert "latency (ms)" in completed.stdout and "end_to_end" in completed.stdout
 
 
-def start_run(args, tmp_path):
+def start_run(args, tmp_path, own_group=False):
     process = subprocess.Popen([sys.executable, "-m", "fcn_edge", *map(str, args)], cwd=tmp_path, env=cli_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=own_group)
     lines = []
 
     def pump():
@@ -60,14 +61,20 @@ def start_run(args, tmp_path):
     return process, lines, thread
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_cleanly(tiny_onnx, tmp_path, signum):
+@pytest.mark.parametrize("signum, to", [(signal.SIGINT, "group"), (signal.SIGTERM, "group"),
+                                        (signal.SIGTERM, "process")])
+def test_signal_stops_cleanly(tiny_onnx, tmp_path, signum, to):
+    """To the process, or to its whole group as Ctrl-C in a terminal, timeout and systemd send it."""
     video = write_video(tmp_path / "video.mp4", 10)
     out, stats = tmp_path / "out.mp4", tmp_path / "s.json"
     process, lines, thread = start_run(["run", tiny_onnx, "--source", video, "--loop", "--sink", out,
-                                        "--stats-json", stats, "--stats-interval", "0.2"], tmp_path)
+                                        "--stats-json", stats, "--stats-interval", "0.2"], tmp_path,
+                                       own_group=to == "group")
     time.sleep(1.0)
-    process.send_signal(signum)
+    if to == "group":
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     stdout = process.stdout.read()
     assert process.wait(timeout=60) == 0, "".join(lines)
     thread.join(5)
@@ -135,3 +142,54 @@ def test_tensorrt_flags_reach_the_backend():
     options = backend_options("tensorrt", args)
     assert options["device_id"] == 1 and options["check_sidecar"] is False
     assert options["lean_runtime"] == "/usr/lib/libnvinfer_lean.so.10"
+
+
+def test_single_client_octet_stream_camera_dies_mid_stream(tiny_onnx, tmp_path):
+    """An MJPEG camera allowing one client, sending application/octet-stream chunked (FFmpeg's HTTP
+    output): run reads it on one connection, reconnects when the stream ends, keeps trying once the
+    camera is gone, stops cleanly on SIGINT to its process group and writes its stats."""
+    stats = tmp_path / "s.json"
+    server = MjpegServer(fps=50, frames_per_connection=15, content_type="application/octet-stream", chunked=True,
+                         single_client=True).start()
+    try:
+        process, lines, thread = start_run(["run", tiny_onnx, "--source", server.cam_url, "--sink", "none",
+                                            "--stats-json", stats, "--reconnect", "inf", "--reconnect-delay", "0.05",
+                                            "--stall-timeout", "2"], tmp_path, own_group=True)
+        deadline = time.monotonic() + 60
+        while server.connections < 2 and time.monotonic() < deadline:   # the stream ended once and came back
+            time.sleep(0.05)
+    finally:
+        server.stop()   # the camera dies
+    time.sleep(1.0)     # reconnect attempts against a closed port
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) == 0, "".join(lines)
+    thread.join(5)
+    text = "".join(lines)
+    assert "Traceback" not in text and "reconnect attempt" in text
+    assert server.refused == 0   # never a second connection while one was open
+    data = json.loads(stats.read_text())
+    assert data["stop_reason"] == "signal" and data["reconnects"] >= 1
+    assert data["frames"]["captured"] >= 15 and data["frames"]["processed"] > 0   # live: the newest frame wins
+
+
+def test_a_corrupt_onnx_gets_the_sentence_info_gives(run_cli, tiny_onnx, tmp_path):
+    """Not ONNX Runtime's "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF": one sentence for run, eval, bench, info."""
+    broken = tmp_path / "broken.onnx"
+    data = tiny_onnx.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    video = write_video(tmp_path / "v.mp4", 2)
+    sentence = f"{broken} is not an ONNX model (it is corrupt, truncated or another format)"
+    for args in (["info", broken], ["export", "--lint-only", broken], ["run", broken, "--source", video],
+                 ["bench", broken, "--iterations", "1"]):
+        done = run_cli(*args, cwd=tmp_path)
+        assert_one_line_error(done, sentence)
+        assert "ONNXRuntimeError" not in done.stderr
+
+
+def test_a_missing_camera_says_why_first(run_cli, tiny_onnx, tmp_path):
+    if os.path.exists("/dev/video0"):
+        pytest.skip("this machine has a camera 0")
+    done = run_cli("run", tiny_onnx, "--source", "0", "--reconnect", "0", cwd=tmp_path)
+    assert_one_line_error(done, "camera 0")
+    assert done.stderr.splitlines()[0].startswith("fcn-edge run: error: no camera 0"), done.stderr
+    assert "after 0 frames" not in done.stderr

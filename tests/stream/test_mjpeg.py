@@ -104,3 +104,37 @@ def test_other_http_content_goes_to_ffmpeg(tmp_path):
         server.shutdown()
         server.server_close()
     assert len(frames) == 6
+
+
+@pytest.mark.parametrize("bare_jpeg", [False, True])
+def test_octet_stream_mjpeg_from_a_single_client_server_uses_the_one_connection(bare_jpeg):
+    """FFmpeg's HTTP output and one-client cameras: no multipart Content-Type, chunked, one connection.
+
+    The body of the connection already open says what the stream is; a probe connection
+    would be refused (503) while the first one is still open.
+    """
+    with MjpegServer(size=(48, 64), content_type="application/octet-stream", chunked=True, single_client=True,
+                     bare_jpeg=bare_jpeg) as server:
+        source = open_source(server.cam_url, SourceOptions(read_timeout=2.0))
+        assert source.mode == ("jpeg-stream" if bare_jpeg else "mjpeg")
+        frames = [source.read() for _ in range(5)]
+        source.close()
+        assert server.connections == 1 and server.refused == 0
+    assert all(f is not None and f.image.shape == (48, 64, 3) for f in frames)
+    assert [f.index for f in frames] == list(range(5))
+
+
+@pytest.mark.parametrize("prefix, expected", [
+    (b"--ffmpeg\r\nContent-type: image/jpeg\r\nContent-length: 5\r\n\r\n\xff\xd8\xff", ("multipart", "ffmpeg")),
+    (b"\r\n--frame\nContent-Type: image/jpeg\n\n\xff\xd8", ("multipart", "frame")),
+    (b"--b\r\nX-Other: 1\r\n\r\n\xff\xd8\xff\xe0", ("multipart", "b")),    # no part Content-Type: the JPEG says it
+    (b"--b\r\nContent-Type: text/plain\r\n\r\nhello", ("unknown", None)),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", ("jpeg", None)),
+    (b"\x47\x40\x00\x10", ("unknown", None)),                             # MPEG-TS: FFmpeg's
+    (b"--frame\r\nContent-Type: ima", ("more", None)),
+    (b"", ("more", None)),
+])
+def test_sniffing_the_body(prefix, expected):
+    from fcn_edge.stream.mjpeg import sniff_stream
+
+    assert sniff_stream(prefix) == expected

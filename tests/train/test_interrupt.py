@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -57,3 +58,35 @@ def test_nan_loss_stops_with_one_sentence(synth_small, tmp_path):
     message = str(caught.value)
     assert "\n" not in message
     assert "at iteration" in message and "lower the learning rate (--lr)" in message
+
+
+def test_sigterm_to_the_process_group_saves_a_checkpoint_and_workers_do_not_crash(synth_small, tmp_path):
+    """``timeout``/systemd/supervisors signal the whole group: the DataLoader workers too.
+
+    The workers ignore the signal and the main process stops as on Ctrl-C (it used to end
+    in "DataLoader worker (pid N) is killed by signal: Terminated").
+    """
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fcn_edge", "train", "--data", str(synth_small), "--out", str(out), "--width", "1/16",
+         "--crop", "64x64", "--batch-size", "2", "--iterations", "5000", "--log-interval", "1", "--workers", "2",
+         "--device", "cpu", "--val-split", "none", "--no-tensorboard", "--threads", "1"],
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (out / "log.csv").is_file() and len(read_log(out / "log.csv")) >= 2:
+                break
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "killed by signal" not in stderr and "internal error" not in stderr and "Traceback" not in stderr
+    assert "SIGTERM received" in stderr and "resume with: fcn-edge train --resume" in stderr
+    ckpt = load_checkpoint(out / "last.pt")
+    assert 2 <= ckpt.resume["iteration"] < 5000
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".fcn-edge-tmp")]

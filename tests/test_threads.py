@@ -1,0 +1,35 @@
+"""OMP_WAIT_POLICY=PASSIVE before torch starts its OpenMP pool (fcn_edge/threads.py: the shared-CPU collapse)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import cli_env
+
+PROBE = "import os, sys; {first}; print(os.environ.get('OMP_WAIT_POLICY'))"
+
+
+CLI = ("import os\ntry:\n    from fcn_edge.cli import main; main({argv!r})\nexcept SystemExit:\n    pass\n"
+       "print(os.environ.get('OMP_WAIT_POLICY'))")
+
+
+@pytest.mark.parametrize("code, preset, expected", [
+    (PROBE.format(first="from fcn_edge.train import train"), None, "PASSIVE"),      # API, before torch
+    (PROBE.format(first="from fcn_edge.train import train"), "ACTIVE", "ACTIVE"),   # the user's choice wins
+    (PROBE.format(first="import torch; from fcn_edge.train import train"), None, "None"),  # too late: left alone
+    (PROBE.format(first="import fcn_edge.train"), None, "None"),   # the config side alone imports no torch
+    (CLI.format(argv=["train", "--data", "/nonexistent"]), None, "PASSIVE"),   # set before the command runs
+    (CLI.format(argv=["info", "/nonexistent.onnx"]), None, "None"),            # inference commands: untouched
+])
+def test_openmp_threads_sleep_for_training_unless_told_otherwise(code, preset, expected):
+    env = {k: v for k, v in cli_env().items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=os.getcwd())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == expected
