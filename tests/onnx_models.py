@@ -38,7 +38,9 @@ def export_random_model(path: str | Path, info, *, seed: int = 0, **options) -> 
     The checkpoint is written next to it (``.pt``).  For benchmarks and tests that need a
     model of a given width, class count or size rather than the session's tiny one.
     """
-    import torch
+    from tests.conftest import require_torch
+
+    torch = require_torch()
 
     from fcn_edge.checkpoint import save_model
     from fcn_edge.models import build_model
