@@ -46,6 +46,20 @@ COMMANDS: dict[str, str] = {
     "info": "fcn_edge.info",
 }
 
+# The build half's commands (PyTorch, dataset readers): tested on Python 3.10+ only, which
+# current PyTorch needs.  On JetPack 5's Python 3.8 they refuse in one line; the device
+# half (run, info, doctor, bench, build-engine, serve's clients) runs there.
+BUILD_COMMANDS = frozenset({"synth", "train", "eval", "export", "calibrate", "demo"})
+BUILD_PYTHON = (3, 10)
+
+
+def python_too_old(command: str, version=sys.version_info) -> str | None:
+    """One sentence when ``command`` belongs to the build half and this Python is older than it needs."""
+    if command not in BUILD_COMMANDS or tuple(version[:2]) >= BUILD_PYTHON:
+        return None
+    return (f"needs Python {BUILD_PYTHON[0]}.{BUILD_PYTHON[1]} or newer (this is {version[0]}.{version[1]}.{version[2]}): "
+            "train, export and calibrate on a workstation; run, info, bench and build-engine work here")
+
 log = logging.getLogger("fcn_edge")
 
 # Commands that train on the CPU: their OpenMP threads sleep while they wait (fcn_edge/threads.py).
@@ -120,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     prog = f"fcn-edge {args.command}"
+    too_old = python_too_old(args.command)
+    if too_old:
+        print(f"{prog}: error: {too_old}", file=sys.stderr)
+        return 2
     replaced = terminate_as_interrupt()
     try:
         result = args.func(args)

@@ -38,4 +38,30 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
-__all__ = ["size", "positive_int", "non_negative_int"]
+_UNSET = object()
+
+
+def add_switch(parser, flag: str, *, help: str, default=_UNSET, dest: str | None = None) -> None:
+    """Add ``--flag`` / ``--no-flag``, setting one ``dest`` to True / False (``default`` when neither is given).
+
+    What ``argparse.BooleanOptionalAction`` does, which needs Python 3.9: the CLI must
+    start on JetPack 5's Python 3.8, where every sub-command's parser is built at start.
+    """
+    name = flag[2:]
+    options = {"dest": dest or name.replace("-", "_"), "action": _Switch, "help": help}
+    if default is not _UNSET:  # else the parser's argument_default (train's is SUPPRESS)
+        options["default"] = default
+    parser.add_argument(flag, f"--no-{name}", **options)
+
+
+class _Switch(argparse.Action):
+    """``--x`` stores True, ``--no-x`` stores False (the option string says which)."""
+
+    def __init__(self, option_strings, dest, default=None, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not option_string.startswith("--no-"))
+
+
+__all__ = ["size", "positive_int", "non_negative_int", "add_switch"]

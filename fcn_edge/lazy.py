@@ -24,7 +24,7 @@ ROS2_HINT = ("ROS 2: on a Jetson install Humble or Jazzy from apt (ros-<distro>-
 INSTALL_HINTS: dict[str, str] = {
     "torch": "pip install torch==2.13.0 (CPU) or the CUDA build for your platform (https://pytorch.org)",
     "onnx": "pip install onnx",
-    "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu on a CUDA machine)",
+    "onnxruntime": "pip install 'fcn-edge[onnx]' (onnxruntime; or onnxruntime-gpu on a CUDA machine)",
     "onnxruntime.quantization": "pip install onnxruntime",
     "onnxscript": "pip install onnxscript",
     "onnxconverter_common": "pip install onnxconverter-common (or fcn-edge[engine])",

@@ -38,7 +38,9 @@ def export_random_model(path: str | Path, info, *, seed: int = 0, **options) -> 
     The checkpoint is written next to it (``.pt``).  For benchmarks and tests that need a
     model of a given width, class count or size rather than the session's tiny one.
     """
-    import torch
+    from tests.conftest import require_torch
+
+    torch = require_torch()
 
     from fcn_edge.checkpoint import save_model
     from fcn_edge.models import build_model
@@ -119,25 +121,46 @@ def write_images(folder: str | Path, count: int = 5, size: tuple[int, int] = (12
 import pytest  # noqa: E402
 
 
+# tests/compat runs the device half's tests under Python 3.8 and 3.10 in environments without
+# torch: it exports these models once with this interpreter and names the folder here.
+PREBUILT_MODELS_ENV = "FCN_EDGE_TEST_MODELS"
+PREBUILT_NAMES = {"tiny_onnx": "tiny.onnx", "tiny_onnx_dynamic": "tiny_dynamic.onnx", "tiny_onnx_raw": "tiny_raw.onnx"}
+
+
+def _prebuilt(fixture: str):
+    """The model the parent run exported for ``fixture``, or None (then this run exports it)."""
+    import os
+
+    folder = os.environ.get(PREBUILT_MODELS_ENV)
+    if not folder:
+        return None
+    path = Path(folder) / PREBUILT_NAMES[fixture]
+    assert path.is_file(), f"{PREBUILT_MODELS_ENV}={folder} lacks {path.name}"
+    return path
+
+
 @pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory, tiny_checkpoint):
+def tiny_onnx(tmp_path_factory, request):
     """frames in (uint8 1x64x96x3), labels + confidence (uint8, x 1/255) out: ``fcn-edge export`` of the tiny checkpoint."""
-    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
-                             outputs=("labels", "confidence"))
+    return _prebuilt("tiny_onnx") or export_checkpoint(
+        request.getfixturevalue("tiny_checkpoint"), tmp_path_factory.mktemp("onnx") / "tiny.onnx",
+        outputs=("labels", "confidence"))
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx_dynamic(tmp_path_factory, tiny_checkpoint):
+def tiny_onnx_dynamic(tmp_path_factory, request):
     """As tiny_onnx with a dynamic batch (1..8, optimum 4), labels only."""
-    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx",
-                             dynamic=("batch",), batch=4, min_shape=(1, 64, 96), max_shape=(8, 64, 96))
+    return _prebuilt("tiny_onnx_dynamic") or export_checkpoint(
+        request.getfixturevalue("tiny_checkpoint"), tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx",
+        dynamic=("batch",), batch=4, min_shape=(1, 64, 96), max_shape=(8, 64, 96))
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx_raw(tmp_path_factory, tiny_checkpoint):
+def tiny_onnx_raw(tmp_path_factory, request):
     """Raw I/O: float32 1x3x64x96 normalised in, logits out."""
-    return export_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny_raw.onnx",
-                             io="raw", outputs=("logits",))
+    return _prebuilt("tiny_onnx_raw") or export_checkpoint(
+        request.getfixturevalue("tiny_checkpoint"), tmp_path_factory.mktemp("onnx") / "tiny_raw.onnx",
+        io="raw", outputs=("logits",))
 
 
 @pytest.fixture(scope="session")

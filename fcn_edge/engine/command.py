@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fcn_edge.cliargs import add_switch
+
 HELP = "compile an ONNX model into a TensorRT engine (fp32/fp16/int8, Jetson DLA) with a JSON sidecar"
 EPILOG = """\
 examples:
@@ -60,12 +62,12 @@ def register(subparsers) -> None:
     g = p.add_argument_group("targets and compatibility")
     g.add_argument("--dla", dest="dla_core", type=int, metavar="N", default=None,
                    help="build for DLA core N (Jetson Xavier/AGX Orin); the ONNX is pre-checked for DLA first")
-    g.add_argument("--gpu-fallback", action=argparse.BooleanOptionalAction, default=None,
-                   help="let layers DLA cannot run fall back to the GPU")
-    g.add_argument("--version-compatible", action=argparse.BooleanOptionalAction, default=None,
-                   help="engine loadable by newer TensorRT (8.6+; 8->10 and 10->11 across majors)")
-    g.add_argument("--exclude-lean-runtime", action=argparse.BooleanOptionalAction, default=None,
-                   help="with --version-compatible: smaller engine, the loader must provide the lean runtime")
+    add_switch(g, "--gpu-fallback", default=None,
+               help="let layers DLA cannot run fall back to the GPU")
+    add_switch(g, "--version-compatible", default=None,
+               help="engine loadable by newer TensorRT (8.6+; 8->10 and 10->11 across majors)")
+    add_switch(g, "--exclude-lean-runtime", default=None,
+               help="with --version-compatible: smaller engine, the loader must provide the lean runtime")
     g.add_argument("--hardware-compat", choices=("none", "ampere+"), default=None,
                    help="ampere+: engine runs on any GPU with sm >= 8.0 (built on one)")
     g = p.add_argument_group("caching and planning")

@@ -83,4 +83,4 @@ def test_missing_backend_names_what_to_install(run_cli, tiny_onnx, tmp_path):
     from tests.conftest import REPO_ROOT
 
     completed = run_cli("bench", tiny_onnx, "-n", "1", env={"PYTHONPATH": f"{shadow.parent}:{REPO_ROOT}"})
-    assert_one_line_error(completed, "onnxruntime", "pip install onnxruntime")
+    assert_one_line_error(completed, "onnxruntime", "fcn-edge[onnx]")

@@ -118,7 +118,9 @@ def export_tiny_fcn(path: Path, arch: str = "fcn8s", geometry: str = "aligned", 
     frames uint8 ``[1, H, W, 3]`` in (Caffe preprocessing in the graph), ``labels`` and
     ``logits`` out, opset 17, not verified (the exporter's own tests do that).
     """
-    import torch
+    from tests.conftest import require_torch
+
+    torch = require_torch()
 
     from fcn_edge.checkpoint import save_model
     from fcn_edge.export import ExportConfig, export_onnx

@@ -179,8 +179,10 @@ def test_a_corrupt_onnx_gets_the_sentence_info_gives(run_cli, tiny_onnx, tmp_pat
     broken.write_bytes(data[: len(data) // 2])
     video = write_video(tmp_path / "v.mp4", 2)
     sentence = f"{broken} is not an ONNX model (it is corrupt, truncated or another format)"
-    for args in (["info", broken], ["export", "--lint-only", broken], ["run", broken, "--source", video],
-                 ["bench", broken, "--iterations", "1"]):
+    commands = [["info", broken], ["run", broken, "--source", video], ["bench", broken, "--iterations", "1"]]
+    if sys.version_info >= (3, 10):  # export is the build half: on 3.8/3.9 it refuses first (tests/test_cli_python.py)
+        commands.append(["export", "--lint-only", broken])
+    for args in commands:
         done = run_cli(*args, cwd=tmp_path)
         assert_one_line_error(done, sentence)
         assert "ONNXRuntimeError" not in done.stderr
