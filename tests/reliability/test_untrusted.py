@@ -230,6 +230,11 @@ REVIEWED_ENVIRONMENT_READS = {
     ("stream/sinks.py", "WAYLAND_DISPLAY"): "as DISPLAY",
     ("serve/environment.py", "LD_LIBRARY_PATH"): "passed on to the Triton stub / ldd (library search path), no "
                                                  "file is opened from it by fcn-edge",
+    # cuda_ctypes also reads CUDA_HOME / CUDA_PATH and FCN_EDGE_CUDART (through names the pattern below
+    # cannot see): the same kind of search path, and the user's explicit choice of libcudart.
+    ("runtime/cuda_ctypes.py", "LD_LIBRARY_PATH"): "folders searched for libcudart.so* only, as the dynamic loader "
+                                                   "itself would; the environment is the user's own (no privilege "
+                                                   "boundary), and nothing else is opened from it",
 }
 
 
