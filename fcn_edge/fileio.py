@@ -81,7 +81,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _os_error_to_user(exc, final) from exc
@@ -213,6 +213,42 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def remove_stale_temporary_folders(folder: str | os.PathLike, *, suffix: str = "",
+                                   now: float | None = None) -> list[Path]:
+    """Delete temporary *folders* (``.fcn-edge-tmp-<pid>-*<suffix>``) whose writer died; best effort.
+
+    Some artifacts are folders written whole and renamed into place at the end (a rosbag2
+    recording).  A writer killed with -9 leaves its hidden folder behind; the next writer
+    into the same place removes those whose process is gone and that have not changed for
+    :data:`STALE_DEAD_WRITER_S` seconds (this user's folders only, never links).
+    """
+    folder = Path(folder)
+    current = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (is_temporary_name(entry.name) and entry.name.endswith(suffix)):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        pid = _writer_pid(entry.name)
+        if pid is None or pid == os.getpid() or _process_running(pid) or current - info.st_mtime < STALE_DEAD_WRITER_S:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    if removed:
+        logging.getLogger("fcn_edge").info("removed %d unfinished folder(s) left in %s by killed runs",
+                                           len(removed), folder)
+    return removed
+
+
 SCRATCH_PREFIX = "fcn-edge-"
 _SCRATCH_NAME = re.compile(r"fcn-edge-[a-z0-9]+-(\d+)-")
 
@@ -292,7 +328,8 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make renames in ``folder`` durable (a crash after it cannot bring back the old name)."""
     with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
         fd = os.open(folder, os.O_RDONLY)
         try:

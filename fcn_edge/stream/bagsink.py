@@ -30,13 +30,12 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from fcn_edge.fileio import TMP_PREFIX, STALE_DEAD_WRITER_S
+from fcn_edge.fileio import TMP_PREFIX, fsync_dir, remove_stale_temporary_folders
 from fcn_edge.stream.frames import FrameResult
 from fcn_edge.stream.sinks import Sink, SinkError
 
@@ -107,7 +106,7 @@ class BagSink(Sink):
                             "folder is replaced once the new one is complete)")
         if not self.folder and self.path.is_dir():
             raise SinkError(f"cannot write {self.path}: it is a folder; use bag:{self.path} for a rosbag2 folder")
-        remove_stale_bag_folders(parent)
+        remove_stale_temporary_folders(parent, suffix=".bag")  # hidden bags of killed runs
 
     def _start(self) -> None:
         from fcn_edge.stream.bag import rosbags_modules, typestore
@@ -231,7 +230,7 @@ class BagSink(Sink):
             if len(files) != 1:
                 raise SinkError(f"{self.path} was not written: expected one storage file, found {len(files)}")
             os.replace(files[0], self.path)
-        _fsync_dir(self.path.parent if str(self.path.parent) else Path("."))
+        fsync_dir(self.path.parent if str(self.path.parent) else Path("."))
         shutil.rmtree(self._tmp_root, ignore_errors=True)
         self._tmp_root = None
 
@@ -261,54 +260,4 @@ def class_info(result: FrameResult, stamp: int, frame_id: str) -> Dict[str, Any]
             "timings_ms": {k: round(float(v), 3) for k, v in result.timings.items()}}
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_bag_folders(folder: Path) -> List[Path]:
-    """Hidden bag folders (``.fcn-edge-tmp-<pid>-*.bag``) of writers that died (kill -9), untouched for a minute."""
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not (entry.name.startswith(TMP_PREFIX) and entry.name.endswith(".bag")):
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            age = time.time() - entry.stat(follow_symlinks=False).st_mtime
-        except OSError:
-            continue
-        head = entry.name[len(TMP_PREFIX):].split("-", 1)[0]
-        if not head.isdigit() or int(head) == os.getpid() or age < STALE_DEAD_WRITER_S or _running(int(head)):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(Path(entry.path))
-    if removed:
-        log.info("removed %d unfinished bag folder(s) left in %s by killed runs", len(removed), folder)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-__all__ = ["BagSink", "parse_bag_topics", "class_info", "OPTIONAL_TOPICS", "STORAGES", "TOPIC_PREFIX",
-           "remove_stale_bag_folders"]
+__all__ = ["BagSink", "parse_bag_topics", "class_info", "OPTIONAL_TOPICS", "STORAGES", "TOPIC_PREFIX"]

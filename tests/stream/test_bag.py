@@ -296,7 +296,7 @@ def test_cli_bag_errors_are_one_line(tmp_path, run_cli, tiny_onnx):
 
 
 def test_hidden_folder_of_a_killed_writer_is_removed_later(tmp_path):
-    from fcn_edge.stream.bagsink import remove_stale_bag_folders
+    from fcn_edge.fileio import remove_stale_temporary_folders
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
@@ -307,7 +307,7 @@ def test_hidden_folder_of_a_killed_writer_is_removed_later(tmp_path):
     past = time.time() - 120
     os.utime(old, (past, past))
     os.utime(alive, (past, past))
-    assert remove_stale_bag_folders(tmp_path) == [old]
+    assert remove_stale_temporary_folders(tmp_path, suffix=".bag") == [old]
     assert fresh.exists() and alive.exists()
 
 
