@@ -125,9 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in TRAINING_COMMANDS:
-        from fcn_edge.threads import prefer_sleeping_openmp_threads
+        from fcn_edge.threads import limit_openmp_spinning
 
-        prefer_sleeping_openmp_threads()  # before the command imports torch: see fcn_edge/threads.py
+        limit_openmp_spinning()  # before the command imports torch: see fcn_edge/threads.py
     debug = args.debug or os.environ.get("FCN_EDGE_DEBUG") == "1"
     configure_logging(args.verbose, args.quiet)
     if not getattr(args, "func", None):

@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fcn_edge.train' has no attribute {name!r}")
-    from fcn_edge.threads import prefer_sleeping_openmp_threads
+    from fcn_edge.threads import limit_openmp_spinning
 
-    prefer_sleeping_openmp_threads()  # before the trainer imports torch: see fcn_edge/threads.py
+    limit_openmp_spinning()  # before the trainer imports torch: see fcn_edge/threads.py
     return getattr(importlib.import_module(module), name)
