@@ -153,9 +153,8 @@ def results_markdown(data: dict) -> list[str]:
              f"{'x'.join(map(str, model.get('input_hw') or []))} input, ONNX Runtime CPU "
              f"({data.get('threads')} threads); {data.get('frames')} frames of "
              f"{'x'.join(map(str, data.get('frame_hw') or []))}, every frame processed; median of "
-             f"{data.get('repeats')} runs.  The machine was shared with other work while measuring.", "",
-             f"FPS follows the inference time (its p50 ranged {spread} ms across the rows: load from other "
-             "work); the host column (every stage but inference, p50 per frame) is the comparison of the "
+             f"{data.get('repeats')} runs (the load average is in the machine line above).", "",
+             f"FPS follows the inference time (its p50 ranged {spread} ms across the rows); the host column (every stage but inference, p50 per frame) is the comparison of the "
              "formats.", "",
              "| input -> output | FPS | inference p50 ms | host p50 ms (all but inference) | capture p50 ms | "
              "render+sinks p50 ms |",
