@@ -222,7 +222,16 @@ def remove_stale_temporary_folders(folder: str | os.PathLike, *, suffix: str = "
     into the same place removes those whose process is gone and that have not changed for
     :data:`STALE_DEAD_WRITER_S` seconds (this user's folders only, never links).
     """
-    folder = Path(folder)
+    def writer(name: str) -> int | None:
+        return _writer_pid(name) if is_temporary_name(name) and name.endswith(suffix) else None
+
+    return _remove_dead_writers_folders(Path(folder), writer, now, "unfinished folder(s) left by killed runs")
+
+
+def _remove_dead_writers_folders(folder: Path, writer_pid: Callable[[str], int | None], now: float | None,
+                                 what: str) -> list[Path]:
+    """Remove the folders in ``folder`` whose name gives a writer pid (``writer_pid``) that is not running and
+    that nobody touched for :data:`STALE_DEAD_WRITER_S` seconds; this user's real folders only."""
     current = time.time() if now is None else now
     removed = []
     try:
@@ -230,7 +239,8 @@ def remove_stale_temporary_folders(folder: str | os.PathLike, *, suffix: str = "
     except OSError:
         return removed
     for entry in entries:
-        if not (is_temporary_name(entry.name) and entry.name.endswith(suffix)):
+        pid = writer_pid(entry.name)
+        if pid is None:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
@@ -238,14 +248,12 @@ def remove_stale_temporary_folders(folder: str | os.PathLike, *, suffix: str = "
                 continue
         except OSError:
             continue
-        pid = _writer_pid(entry.name)
-        if pid is None or pid == os.getpid() or _process_running(pid) or current - info.st_mtime < STALE_DEAD_WRITER_S:
+        if pid == os.getpid() or _process_running(pid) or current - info.st_mtime < STALE_DEAD_WRITER_S:
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
     if removed:
-        logging.getLogger("fcn_edge").info("removed %d unfinished folder(s) left in %s by killed runs",
-                                           len(removed), folder)
+        logging.getLogger("fcn_edge").info("removed %d %s in %s", len(removed), what, folder)
     return removed
 
 
@@ -277,32 +285,12 @@ def scratch_directory(kind: str, folder: str | os.PathLike | None = None) -> Ite
 
 def remove_stale_scratch(folder: str | os.PathLike | None = None, *, now: float | None = None) -> list[Path]:
     """Delete scratch folders of dead fcn-edge processes (see :func:`make_scratch_dir`); best effort."""
+    def writer(name: str) -> int | None:
+        match = _SCRATCH_NAME.match(name)
+        return int(match.group(1)) if match else None
+
     folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
-    current = time.time() if now is None else now
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _SCRATCH_NAME.match(entry.name)
-        if not match:
-            continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-            if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
-                continue
-        except OSError:
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or _process_running(pid) or current - info.st_mtime < STALE_DEAD_WRITER_S:
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(Path(entry.path))
-    if removed:
-            logging.getLogger("fcn_edge").info("removed %d working folder(s) of interrupted fcn-edge runs in %s",
-                                           len(removed), folder)
-    return removed
+    return _remove_dead_writers_folders(folder, writer, now, "working folder(s) of interrupted fcn-edge runs")
 
 
 def _disk_full(folder: Path) -> bool:
