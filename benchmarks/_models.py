@@ -24,6 +24,14 @@ _CHILD = ("import json, sys; from fcn_edge.artifacts.modelinfo import ModelInfo;
           "for path, options in json.loads(sys.argv[2])]")
 
 
+def child_env() -> dict:
+    """The environment for fcn-edge child processes of a benchmark: this checkout first, no progress bars."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("FCN_EDGE_PROGRESS", "0")
+    return env
+
+
 def fcn8s_info(width: float, size: tuple[int, int], classes: int):
     """The benchmarks' model description: FCN-8s, aligned geometry, ``width`` channels, ``size`` input."""
     from fcn_edge.artifacts.modelinfo import ModelInfo
@@ -33,6 +41,5 @@ def fcn8s_info(width: float, size: tuple[int, int], classes: int):
 
 def export_random_models(info, exports: Sequence[tuple[Path, dict[str, Any]]]) -> None:
     """Export ``info``'s random-weight model once per ``(path, ExportConfig options)``, in one child process."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     plan = json.dumps([[str(path), options] for path, options in exports])
-    subprocess.run([sys.executable, "-c", _CHILD, info.to_json(), plan], check=True, env=env)
+    subprocess.run([sys.executable, "-c", _CHILD, info.to_json(), plan], check=True, env=child_env())

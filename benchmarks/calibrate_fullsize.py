@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -31,12 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("FCN_EDGE_PROGRESS", "0")
-    return env
+from benchmarks._models import child_env  # noqa: E402 - after the path insert
 
 
 def make_fullsize_onnx(work: Path, size: tuple[int, int], name: str = "fcn8s_full") -> Path:
@@ -63,7 +57,7 @@ if not ckpt.is_file():
     save_model(ckpt, model, ModelInfo(arch="fcn8s", num_classes=21, geometry="aligned", width=1.0))
 export_onnx(str(ckpt), {str(onnx_path)!r}, ExportConfig(size={tuple(size)!r}, verify=False))
 """
-    subprocess.run([sys.executable, "-c", code], check=True, env=_env())
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env())
     return onnx_path
 
 
@@ -108,7 +102,7 @@ def main() -> None:
         command = "fcn-edge calibrate " + " ".join(argv)
         print(command, flush=True)
         completed = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *argv],
-                                   env=_env(), capture_output=True, text=True)
+                                   env=child_env(), capture_output=True, text=True)
         sys.stderr.write(completed.stderr[-3000:])
         lines = [ln for ln in completed.stdout.splitlines() if ln.startswith("CHILD_RESULT ")]
         if completed.returncode != 0 or not lines:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,12 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("FCN_EDGE_PROGRESS", "0")
-    return env
+from benchmarks._models import child_env  # noqa: E402 - after the path insert
 
 
 def run_calibrate(argv: list[str], report_json: Path) -> dict:
@@ -50,7 +44,7 @@ def run_calibrate(argv: list[str], report_json: Path) -> dict:
     print(command, flush=True)
     start = time.perf_counter()
     completed = subprocess.run([sys.executable, "-m", "fcn_edge", "calibrate", *argv, "--json", str(report_json)],
-                               env=_env(), capture_output=True, text=True)
+                               env=child_env(), capture_output=True, text=True)
     wall = time.perf_counter() - start
     print(completed.stdout[-4000:], flush=True)
     if completed.returncode not in (0, 1) or not report_json.is_file():

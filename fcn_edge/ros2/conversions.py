@@ -71,3 +71,7 @@ def seconds_to_stamp(seconds: float) -> Tuple[int, int]:
     if nanosec >= 1_000_000_000:
         sec, nanosec = sec + 1, nanosec - 1_000_000_000
     return sec, nanosec
+
+
+__all__ = ["BadImage", "image_to_bgr", "compressed_to_bgr", "fill_image", "confidence_to_mono8", "labels_to_mono8",
+           "stamp_seconds", "seconds_to_stamp"]
