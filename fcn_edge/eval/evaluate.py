@@ -110,13 +110,23 @@ def check_classes(predictors: Sequence[Predictor], dataset: SegmentationDataset)
                 f"`fcn-edge train --init-from {predictor.name} --reinit-classifier`")
 
 
+def _progress_label(predictors: Sequence[Predictor], width: int = 60) -> str:
+    """``eval A, B, C`` shortened by whole names (``eval A, B +1 more``); a name is cut only when it alone is too long."""
+    names = [p.name for p in predictors]
+    for shown in range(len(names), 0, -1):
+        rest = len(names) - shown
+        label = "eval " + ", ".join(names[:shown]) + (f" +{rest} more" if rest else "")
+        if len(label) <= width:
+            return label
+    return f"eval {names[0]}"[:width - 3] + "..."  # one name longer than the line
+
+
 def evaluate_predictors(predictors: Sequence[Predictor], dataset: SegmentationDataset,
                         config: EvalConfig) -> EvalReport:
     """The loop with a progress bar; the dataset is already checked against the models."""
     count = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     indices = list(range(count))
-    names = ", ".join(p.name for p in predictors)
-    with progress(total=count, desc=f"eval {names}"[:60], unit="img", disable=not config.progress) as bar:
+    with progress(total=count, desc=_progress_label(predictors), unit="img", disable=not config.progress) as bar:
         result = run_evaluation(predictors, dataset, indices=indices, size=config.size,
                                 batch_size=config.batch_size, workers=config.workers,
                                 num_classes=predictors[0].info.num_classes, on_image=bar.update)

@@ -129,3 +129,16 @@ def test_evaluating_an_onnx_model_never_imports_torch(tiny_onnx, synth_val):
                                timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert "IMAGES 8 TORCH False" in completed.stdout
+
+
+def test_progress_label_drops_whole_names_not_letters():
+    """The demo's four variants used to read 'eval PyTorch FP32, ONNX FP32, ONNX INT8, ONNX INT8 (CPU layo'."""
+    from types import SimpleNamespace
+
+    from fcn_edge.eval.evaluate import _progress_label
+
+    four = [SimpleNamespace(name=n) for n in ("PyTorch FP32", "ONNX FP32", "ONNX INT8", "ONNX INT8 (CPU layout)")]
+    assert _progress_label(four) == "eval PyTorch FP32, ONNX FP32, ONNX INT8 +1 more"
+    assert _progress_label(four[:2]) == "eval PyTorch FP32, ONNX FP32"
+    long = _progress_label([SimpleNamespace(name="m" * 80)])
+    assert len(long) == 60 and long.endswith("...")
