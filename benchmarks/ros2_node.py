@@ -41,7 +41,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -52,10 +51,10 @@ NETWORK_HW = (128, 128)
 
 
 def percentiles(values: list) -> dict:
-    if not values:
-        return {"count": 0}
-    p50, p95, p99 = np.percentile(np.asarray(values, np.float64), [50, 95, 99])
-    return {"count": len(values), "p50": round(float(p50), 2), "p95": round(float(p95), 2), "p99": round(float(p99), 2)}
+    """Latency summary as `fcn-edge bench` writes it (count, mean, p50/p95/p99, min, max), in ms to 2 decimals."""
+    from fcn_edge.bench.stats import summarize
+
+    return summarize(values, digits=2)
 
 
 def make_frames(count: int) -> list:
