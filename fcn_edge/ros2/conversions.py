@@ -19,6 +19,7 @@ from typing import Any, Tuple
 import numpy as np
 
 from fcn_edge.stream import rosimage
+from fcn_edge.stream.rosimage import confidence_to_mono8, labels_to_mono8  # re-exported for the node
 from fcn_edge.stream.sources import BadFrame as BadImage  # one "unusable frame" error for every source
 
 
@@ -47,16 +48,6 @@ def fill_image(msg: Any, array: np.ndarray, encoding: str) -> Any:
     msg.step = int(array.shape[1]) * channels
     msg.data = array.tobytes()
     return msg
-
-
-def confidence_to_mono8(confidence: np.ndarray) -> np.ndarray:
-    """Probability (0..1 float) -> mono8, probability x 255 rounded."""
-    return np.clip(np.rint(np.asarray(confidence, np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
-def labels_to_mono8(labels: np.ndarray) -> np.ndarray:
-    """Class ids -> mono8 (models with more than 256 classes are refused when the node starts)."""
-    return np.ascontiguousarray(labels if labels.dtype == np.uint8 else labels.astype(np.uint8))
 
 
 def stamp_seconds(stamp: Any) -> float:

@@ -346,6 +346,7 @@ class SegmentationNode(Node):
         try:
             self._publish_stream()
         except Exception as exc:
+            # kept here, not only by _guarded: whoever waits on capture_finished (set below) reads it next
             self.worker_error = exc
             raise
         finally:
@@ -395,7 +396,9 @@ class SegmentationNode(Node):
         ``before``: stage times (ms) already spent; ``total`` there is time spent before ``start``.
         """
         encode_start = time.perf_counter()
-        messages = [(self._output_pubs[name], self._output_message(name, result, frame, header)) for name in wanted]
+        mono = labels_to_mono8(result.labels)  # once: class_mask and color_mask both start from it
+        messages = [(self._output_pubs[name], self._output_message(name, result, mono, frame, header))
+                    for name in wanted]
         messages = [(pub, msg) for pub, msg in messages if msg is not None]
         if self._stopping.is_set():
             return
@@ -410,13 +413,13 @@ class SegmentationNode(Node):
             timings["input_to_publish"] = (self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1000.0
         self.stats.record(timings)
 
-    def _output_message(self, name: str, result: Any, frame: np.ndarray, header: Any) -> Any:
+    def _output_message(self, name: str, result: Any, mono: np.ndarray, frame: np.ndarray, header: Any) -> Any:
         msg = Image()
         msg.header = header
         if name == "class_mask":
-            return fill_image(msg, labels_to_mono8(result.labels), "mono8")
+            return fill_image(msg, mono, "mono8")
         if name == "color_mask":
-            return fill_image(msg, self._rgb_lut[labels_to_mono8(result.labels)], "rgb8")
+            return fill_image(msg, self._rgb_lut[mono], "rgb8")
         if name == "overlay":
             return fill_image(msg, self._visualizer.overlay(frame, result.labels, float(self.settings["overlay_alpha"])),
                               "bgr8")

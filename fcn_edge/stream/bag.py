@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from fcn_edge.errors import SourceError
 from fcn_edge.lazy import require
@@ -57,13 +57,6 @@ def normal_type(msgtype: str) -> str:
     if len(parts) == 2:
         return f"{parts[0]}/msg/{parts[1]}"
     return str(msgtype)
-
-
-def is_bag_path(path: Path) -> bool:
-    """A ``.mcap``/``.db3`` file, or a folder holding a rosbag2 ``metadata.yaml``."""
-    if path.is_file():
-        return path.suffix.lower() in BAG_FILE_SUFFIXES
-    return path.is_dir() and (path / "metadata.yaml").is_file()
 
 
 def stamp_ns(message: Any, fallback: int) -> int:
@@ -421,5 +414,5 @@ class BagSource(Source):
         return info
 
 
-__all__ = ["BagSource", "bag_summary", "BagReader", "open_bag", "choose_topic", "iter_bag_images", "is_bag_path", "IMAGE_TYPES",
+__all__ = ["BagSource", "bag_summary", "BagReader", "open_bag", "choose_topic", "iter_bag_images", "IMAGE_TYPES",
            "RAW_IMAGE", "COMPRESSED_IMAGE", "typestore", "rosbags_modules", "message_to_bgr", "stamp_ns"]

@@ -143,8 +143,9 @@ class BagSink(Sink):
             if result.confidence is None:
                 self._warn_once("confidence", "the model gives no confidence: /fcn_edge/confidence stays empty")
             else:
-                scaled = np.clip(np.rint(result.confidence * 255.0), 0, 255).astype(np.uint8)
-                self._image("confidence", stamp, frame_id, scaled, "mono8")
+                from fcn_edge.stream.rosimage import confidence_to_mono8
+
+                self._image("confidence", stamp, frame_id, confidence_to_mono8(result.confidence), "mono8")
         if "image" in self.topics:
             self._image("image", stamp, frame_id, frame.image, "bgr8")
         if "class_info" in self.topics:

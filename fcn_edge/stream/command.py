@@ -215,7 +215,7 @@ def main(args: argparse.Namespace) -> int:
     source_options = SourceOptions(width=args.width, height=args.height, fps=args.fps, flip=args.flip,
                                    rotate=args.rotate, loop=args.loop, resize=args.resize_input,
                                    read_timeout=args.stall_timeout, rtsp_backend=args.rtsp_backend,
-                                   topic=args.topic, realtime=args.realtime)
+                                   topic=args.topic)  # realtime: from RunConfig (StreamRunner passes it on)
     sink_lists = source_sinks(args.sink or ["none"], specs, fps=args.output_fps, codec=args.codec,
                               bag_storage=args.bag_storage, bag_topics=args.bag_topics)
     config = RunConfig(

@@ -128,6 +128,7 @@ class FoxgloveSink(Sink):
         self._group: Any = None  # shared by the sinks for_source() made from one sink
         self._channels: Dict[str, Any] = {}
         self._lut: Optional[np.ndarray] = None
+        self._messages: Any = None  # foxglove.messages, resolved once with the channels
 
     @classmethod
     def from_text(cls, text: str) -> "FoxgloveSink":
@@ -168,6 +169,7 @@ class FoxgloveSink(Sink):
 
     def _make_channels(self) -> None:
         fox = foxglove_module()
+        self._messages = require("foxglove.messages", purpose=f"for the live Foxglove view: {FOXGLOVE_NEEDS}")
         channels = require("foxglove.channels", purpose=f"for the live Foxglove view: {FOXGLOVE_NEEDS}")
         context = self._server.context
         for name in ("image", "overlay", "class_mask"):
@@ -181,18 +183,19 @@ class FoxgloveSink(Sink):
 
         if self._server is None:
             self.open()
-        messages = require("foxglove.messages", purpose=f"for the live Foxglove view: {FOXGLOVE_NEEDS}")
+        messages = self._messages
         frame = result.frame
         stamp = frame.stamp_ns if frame.stamp_ns is not None else int(round(frame.wall_time * 1e9))
         timestamp = messages.Timestamp(sec=int(stamp // 1_000_000_000), nsec=int(stamp % 1_000_000_000))
-        views = (("image", frame.image, "jpeg"),
-                 ("overlay", rendered if rendered is not None else frame.image, "jpeg"),
-                 ("class_mask", self._colorize(result.labels, result.palette), "png"))
+        # pixels are made only for channels someone subscribes to (the class colours cost a full-frame lookup)
+        views = (("image", lambda: frame.image, "jpeg"),
+                 ("overlay", lambda: rendered if rendered is not None else frame.image, "jpeg"),
+                 ("class_mask", lambda: self._colorize(result.labels, result.palette), "png"))
         for name, pixels, fmt in views:
             channel = self._channels[name]
-            if not channel.has_sinks():  # nobody subscribed: skip the encoding
+            if not channel.has_sinks():  # nobody subscribed: skip the drawing and the encoding
                 continue
-            data = encode_compressed(pixels, fmt, self.jpeg_quality)
+            data = encode_compressed(pixels(), fmt, self.jpeg_quality)
             channel.log(messages.CompressedImage(timestamp=timestamp, frame_id=frame.frame_id or "", data=data,
                                                  format=fmt), log_time=stamp)
         info = self._channels["class_info"]

@@ -115,8 +115,10 @@ class JpegStreamReader(_BufferedStream):
         start = self._find(_JPEG_START)
         del self.buffer[:start]
         end = self._find(_JPEG_END, len(_JPEG_START))
-        body = bytes(self.buffer[: end + len(_JPEG_END)])
-        del self.buffer[: end + len(_JPEG_END)]
+        size = end + len(_JPEG_END)
+        with memoryview(self.buffer) as view:  # one copy of the JPEG, not a slice and then a copy of it
+            body = bytes(view[:size])
+        del self.buffer[:size]
         return {}, body
 
 

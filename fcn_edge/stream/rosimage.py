@@ -87,6 +87,16 @@ def compressed_to_bgr(format: str, data: Any) -> np.ndarray:
     return image
 
 
+def confidence_to_mono8(confidence: np.ndarray) -> np.ndarray:
+    """Probability (0..1 float) -> mono8, probability x 255 rounded."""
+    return np.clip(np.rint(np.asarray(confidence, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def labels_to_mono8(labels: np.ndarray) -> np.ndarray:
+    """Class ids -> mono8 (models with more than 256 classes are refused when the node starts)."""
+    return np.ascontiguousarray(labels if labels.dtype == np.uint8 else labels.astype(np.uint8))
+
+
 def bgr_to_image(image: np.ndarray, encoding: str = "bgr8") -> Tuple[str, int, int, int, bytes]:
     """A BGR (or, for ``mono8``, single-channel) uint8 array as ``(encoding, height, width, step, data)``."""
     cv2 = opencv()
@@ -121,4 +131,4 @@ def encode_compressed(image: np.ndarray, format: str = "jpeg", quality: int = 90
 
 
 __all__ = ["ENCODINGS", "COMPRESSED_FORMATS", "image_to_bgr", "compressed_to_bgr", "bgr_to_image",
-           "encode_compressed"]
+           "encode_compressed", "confidence_to_mono8", "labels_to_mono8"]
