@@ -28,7 +28,7 @@ def machine_info() -> dict:
         "gpu": _gpu_name(),
         # How busy the (possibly shared) machine was when the result was written: the
         # 1-minute figure covers the end of the run, so a reader can judge the noise.
-        "load_average": _load_average(),
+        "load_average": load_average(),
     }
     for name in ("numpy", "torch", "onnx", "onnxruntime", "cv2", "tensorrt"):
         try:
@@ -51,7 +51,8 @@ def write_result(name: str, payload: dict, results_dir: Path | None = None) -> P
     return path
 
 
-def _load_average() -> list[float] | None:
+def load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages, rounded (None where the OS has none): how quiet the machine was."""
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (OSError, AttributeError):

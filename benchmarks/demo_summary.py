@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._machine import write_result
+from benchmarks._machine import load_average, write_result
+from benchmarks._models import child_env
 
 RESULTS_TITLE = "`fcn-edge demo` from nothing (`benchmarks/demo_summary.py`)"
 REPO = Path(__file__).resolve().parents[1]
@@ -68,8 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     extra = (["--threads", str(args.threads)] if args.threads else []) + (
         ["--iterations", str(args.iterations)] if args.iterations else [])
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    env = child_env()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="fcn-edge-bench-demo-") as tmp:
         work = Path(tmp) / "demo_out"
         command = [sys.executable, "-m", "fcn_edge", "demo", "--workdir", str(work), "--fresh", *extra]

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shlex
 import signal
@@ -71,7 +70,10 @@ LOCAL_WHAT = ("Segmenter.segment per frame (fcn-edge run's resize + inference + 
 def run_inside(model: Path, out: Path, args: argparse.Namespace) -> dict:
     from fcn_edge.ros2.environment import local_ros_environment
 
-    env = local_ros_environment({**os.environ, "PYTHONPATH": str(ROOT)}, domain_id=random.SystemRandom().randint(1, 100))
+    from benchmarks._models import child_env
+
+    # child_env keeps an apt ROS's PYTHONPATH (rclpy from /opt/ros) behind this checkout
+    env = local_ros_environment(child_env(), domain_id=random.SystemRandom().randint(1, 100))
     env["ROS_LOG_DIR"] = str(out / "ros_log")
     inner = [sys.executable, str(Path(__file__).resolve()), "--inside", str(model), str(out),
              "--frames", str(args.frames), "--rates", args.rates, "--seconds", str(args.seconds)]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,18 +43,13 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._machine import write_result  # noqa: E402
 from fcn_edge.stream import FrameFeed, ReconnectPolicy, SourceOptions, create_source, parse_source  # noqa: E402
+from fcn_edge.serve.environment import free_port  # noqa: E402
 from fcn_edge.stream.sources import has_gstreamer  # noqa: E402
 from tests.system.rtsp_server import decode_stamp  # noqa: E402
 
 SERVER = ROOT / "tests" / "system" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 RESULTS_TITLE = "RTSP glass-to-glass latency on loopback (`benchmarks/rtsp_latency.py`)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(port: int, width: int, height: int, fps: int) -> subprocess.Popen:

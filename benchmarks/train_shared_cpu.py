@@ -27,14 +27,13 @@ with the result, and the figures are only as quiet as the machine was.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._machine import write_result
+from benchmarks._machine import load_average, write_result
 
 RESULTS_TITLE = "Training on a shared CPU (`benchmarks/train_shared_cpu.py`)"
 REPO = Path(__file__).resolve().parents[1]
@@ -58,9 +57,11 @@ def train_command(data: Path, out: Path, iterations: int, extra: list[str]) -> l
 
 
 def clean_env(changes: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    """:func:`benchmarks._models.child_env` without the thread settings a variant decides, plus ``changes``."""
+    from benchmarks._models import child_env
+
+    env = {k: v for k, v in child_env().items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                              "GOMP_SPINCOUNT")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["FCN_EDGE_PROGRESS"] = "0"
     env.update(changes)
     return env
@@ -121,7 +122,7 @@ def main() -> None:
 
     from fcn_edge.data.synth import SynthConfig, write_synthetic_dataset
 
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="fcn-edge-bench-") as tmp:
         work = Path(tmp)
         write_synthetic_dataset(work / "data", SynthConfig(), show_progress=False)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from fcn_edge.serve.environment import free_port  # re-exported: test_rtsp imports it from here
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
 APT_PACKAGES = ("python3-opencv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good "
@@ -150,14 +152,6 @@ class RunningProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_rtsp_server(port: int, *extra: str) -> RunningProcess:
