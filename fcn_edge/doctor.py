@@ -115,14 +115,14 @@ def probe_cuda_python() -> Probe:
 def probe_libcudart() -> Probe:
     """The CUDA runtime library the TensorRT runner calls through ctypes when no Python binding is installed."""
     from fcn_edge.errors import FcnEdgeError
-    from fcn_edge.runtime.cuda_ctypes import INSTALL_HINT, load_cudart
+    from fcn_edge.runtime.cuda_ctypes import INSTALL_HINT, load_cudart, version_text
 
     try:
         cudart = load_cudart()
     except FcnEdgeError:
         return Probe("libcudart", False, "no CUDA runtime library found", INSTALL_HINT)
-    version = cudart.version("cudaRuntimeGetVersion")
-    return Probe("libcudart", True, f"{cudart.path} (CUDA runtime {version // 1000}.{(version % 1000) // 10})")
+    return Probe("libcudart", True,
+                 f"{cudart.path} (CUDA runtime {version_text(cudart.version('cudaRuntimeGetVersion'))})")
 
 
 def probe_gpu() -> Probe:
@@ -222,11 +222,11 @@ def probe_opencv() -> list[Probe]:
     found = _probe_cv2_in_child()
     probes = [probe_numpy(found)]
     if "cv2" not in found:
-        from fcn_edge.lazy import INSTALL_HINTS
+        from fcn_edge.lazy import INSTALL_HINTS, numpy_mismatch
 
         error = found.get("cv2_error", "not installed")
         missing = error.startswith("ModuleNotFoundError") and "'cv2'" in error
-        mismatch = None if missing else _mismatch_sentence(error)
+        mismatch = None if missing else numpy_mismatch(error)
         detail = "not installed" if missing else f"installed but fails to import: {error.splitlines()[0][:160]}"
         probes += [Probe("opencv", False, detail, mismatch or INSTALL_HINTS["cv2"]),
                    Probe("opencv-gstreamer", False, "no OpenCV", "")]
@@ -247,12 +247,6 @@ def probe_opencv() -> list[Probe]:
     probes.append(Probe("opencv-gstreamer", gst, f"GStreamer {gst_version} backend present" if gst
                         else "GStreamer backend absent", "" if gst else gst_hint))
     return probes
-
-
-def _mismatch_sentence(error: str) -> str | None:
-    from fcn_edge.lazy import numpy_mismatch
-
-    return numpy_mismatch(error)
 
 
 def probe_cameras() -> Probe:

@@ -289,13 +289,14 @@ def bench_runner(runner, config: BenchConfig, *, label: str, index: int = 0, res
 
     max_in_flight = int(getattr(runner, "max_in_flight", 1) or 1)
     in_flight = min(config.in_flight, max_in_flight)
+    # real frames are read (and resized) once per model, not once per batch size
+    real = load_real_frames(config.images, size, config.max_images) if config.images else None
     for batch in batches:
         problem = batch_problem(runner.io, batch, label)
         modes = [(SYNC, 1)] + ([(PIPELINED, config.in_flight)] if config.in_flight > 1 else [])
         if problem:
             rows += [BenchRow(label, index, backend, batch, mode, k, size, skipped=problem) for mode, k in modes]
             continue
-        real = load_real_frames(config.images, size, config.max_images) if config.images else None
         frames = (timed_batch(real, batch) if real is not None
                   else synthetic_frames(batch, size[0], size[1], seed=config.seed))
         sync_row = BenchRow(label, index, backend, batch, SYNC, 1, size, io_bytes_per_frame=io_bytes)

@@ -31,7 +31,7 @@ import numpy as np
 from fcn_edge.errors import DataError
 from fcn_edge.imaging import (  # noqa: F401 - the device side's image reading, re-exported for datasets
     IMAGE_EXTENSIONS, MAX_PIXELS, NOTE_16BIT, NOTE_ALPHA, NOTE_GRAYSCALE, LoadedImage, _first_line, _imdecode,
-    _quiet_opencv, decode_image, load_image, read_file_bytes, read_image,
+    decode_image, load_image, read_file_bytes, read_image,
 )
 from fcn_edge.lazy import opencv
 

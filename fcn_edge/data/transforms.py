@@ -1,13 +1,7 @@
 """Geometry for training, evaluation and deployment, in numpy/OpenCV (no torch).
 
-Interpolation, decided once for every stage:
-
-* images: ``cv2.INTER_LINEAR`` (bilinear).  It is what cameras' scalers, TensorRT's
-  resize layers and GPU texture units do cheaply, it is exactly reproducible across
-  OpenCV builds for uint8, and FCN's own training scaled images bilinearly.  INTER_AREA
-  would alias less when shrinking a lot, but costs more on a Jetson's CPU per frame and
-  would make eval and deployment disagree if only one used it.
-* labels: ``cv2.INTER_NEAREST``: a class number must never be blended into another.
+Interpolation is decided once for every stage (bilinear images, nearest labels): the reasons are in
+:mod:`fcn_edge.runtime.resize`.
 
 :func:`resize_for_network` is *the* resize between a frame and the network input: the
 streaming runner, calibration and evaluation all call it, so every backend sees the same

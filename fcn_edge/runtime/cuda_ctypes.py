@@ -296,20 +296,21 @@ def load_cudart(location: Optional[str] = None) -> Cudart:
 
 
 # ------------------------------------------------------------------- errors
-def _version_text(version: int) -> str:
+def version_text(version: int) -> str:
+    """CUDA's integer version (13000) as people write it (13.0)."""
     return f"{version // 1000}.{(version % 1000) // 10}"
 
 
 def _driver_missing(cudart: Cudart) -> str:
-    runtime = _version_text(cudart.version("cudaRuntimeGetVersion"))
+    runtime = version_text(cudart.version("cudaRuntimeGetVersion"))
     return (f"no NVIDIA driver is loaded: {cudart.path} (CUDA runtime {runtime}) answered cudaGetDeviceCount with "
             f"cudaErrorInsufficientDriver and reports driver version 0; install the NVIDIA driver "
             f"(on a Jetson it comes with JetPack) or run on a machine where `nvidia-smi` lists a GPU")
 
 
 def _driver_too_old(cudart: Cudart, driver: int) -> str:
-    runtime = _version_text(cudart.version("cudaRuntimeGetVersion"))
-    return (f"the NVIDIA driver here supports CUDA {_version_text(driver)} but {cudart.path} is CUDA runtime "
+    runtime = version_text(cudart.version("cudaRuntimeGetVersion"))
+    return (f"the NVIDIA driver here supports CUDA {version_text(driver)} but {cudart.path} is CUDA runtime "
             f"{runtime} (cudaErrorInsufficientDriver); update the driver, or set {CUDART_ENV} to a libcudart no "
             f"newer than the driver (the CUDA version your TensorRT was built for)")
 

@@ -45,7 +45,8 @@ def resize_for_network(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
         raise ValueError(f"frames are HxWx3, got shape {frame.shape}")
     if frame.shape[:2] == (h, w):
         return frame
-    return opencv().resize(frame, (w, h), interpolation=opencv().INTER_LINEAR)
+    cv2 = opencv()
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -53,7 +54,8 @@ def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     h, w = _size(size)
     if image.shape[:2] == (h, w):
         return image
-    return opencv().resize(image, (w, h), interpolation=opencv().INTER_LINEAR)
+    cv2 = opencv()
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -65,7 +67,8 @@ def resize_labels(labels: np.ndarray, size: Sequence[int]) -> np.ndarray:
     if labels.shape == (h, w):
         return labels
     if labels.dtype in (np.uint8, np.uint16, np.int16, np.int32, np.float32):
-        return opencv().resize(labels, (w, h), interpolation=opencv().INTER_NEAREST)
+        cv2 = opencv()
+        return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
     return resize_labels(labels.astype(np.int32), (h, w)).astype(labels.dtype)
 
 
